@@ -1,0 +1,145 @@
+"""``cpw``: register media files as titles, run them, show where their subtitles are.
+
+    cpw register PATH...   register each file; print its partition key (one line each)
+    cpw run PATH...        register and materialise every asset in this process;
+                           print the subtitle paths
+    cpw outputs KEY...     print the subtitle paths of registered titles
+    cpw env                print the shell exports that point scripts at this instance
+
+``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster`` (created with a ``dagster.yaml``), so the
+partitions ``cpw register`` adds are the ones ``dagster job execute`` sees when run with the
+same ``DAGSTER_HOME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cpw_resources.errors import CpwError
+from cpw_resources.settings import Settings
+
+DAGSTER_YAML = """\
+# Written by cpw on first use; edit freely (see docs/configuration.md).
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at ``$CPW_HOME/dagster`` unless set; create it with a dagster.yaml."""
+    home = settings.dagster_home
+    os.environ["DAGSTER_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return home
+
+
+def _register(paths: Sequence[str]) -> list[str]:
+    from dagster import DagsterInstance
+
+    from cpw_assets.partitions import titles
+    from cpw_resources.titles import TitleRegistry
+
+    settings = Settings()
+    ensure_dagster_home(settings)
+    registry = TitleRegistry(settings.titles_dir)
+    keys = [registry.register(Path(p)).key for p in paths]
+    with DagsterInstance.get() as instance:
+        known = set(instance.get_dynamic_partitions(titles.name))
+        new = [k for k in dict.fromkeys(keys) if k not in known]
+        if new:
+            instance.add_dynamic_partitions(titles.name, new)
+    return keys
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    for key in _register(args.paths):
+        print(key)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from cpw_assets.definitions import defs
+    from cpw_assets.subtitles import subtitle_paths
+
+    keys = _register(args.paths)
+    job = defs.resolve_job_def("subtitle_job")
+    settings = Settings()
+    failed = 0
+    with DagsterInstance.get() as instance:
+        for key in dict.fromkeys(keys):
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False
+            )
+            if result.success:
+                for path in subtitle_paths(settings, key).values():
+                    print(path)
+            else:
+                failed += 1
+                for event in result.all_events:
+                    if event.is_step_failure:
+                        error = event.event_specific_data.error
+                        print(f"cpw: {key}: {event.step_key} failed: {error.message.strip()}",
+                              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_outputs(args: argparse.Namespace) -> int:
+    from cpw_assets.subtitles import subtitle_paths
+    from cpw_resources.titles import TitleRegistry
+
+    settings = Settings()
+    registry = TitleRegistry(settings.titles_dir)
+    missing = 0
+    for key in args.keys:
+        registry.get(key)
+        for path in subtitle_paths(settings, key).values():
+            if path.exists():
+                print(path)
+            else:
+                missing += 1
+                print(f"cpw: {path} does not exist yet; run the title first", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    settings = Settings()
+    print(f"export CPW_HOME={settings.home_dir}")
+    print(f"export DAGSTER_HOME={ensure_dagster_home(settings)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cpw", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, help_text in (
+        ("register", cmd_register, "register media files; print their partition keys"),
+        ("run", cmd_run, "register and process media files end to end, in process"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("paths", nargs="+", metavar="PATH")
+        p.set_defaults(func=func)
+    p = sub.add_parser("outputs", help="print the subtitle paths of registered titles")
+    p.add_argument("keys", nargs="+", metavar="KEY")
+    p.set_defaults(func=cmd_outputs)
+    sub.add_parser("env", help="print shell exports for CPW_HOME and DAGSTER_HOME").set_defaults(
+        func=cmd_env
+    )
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CpwError as error:
+        print(f"cpw: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""``subtitle_job``: every per-title asset, in process.
+
+The in-process executor keeps one Python process and one loaded Whisper model for the whole
+title; a process per step would re-import Dagster and reload the model at every step, which
+costs more than the steps themselves on short titles.
+"""
+
+from dagster import AssetSelection, define_asset_job, in_process_executor
+
+from cpw_assets.partitions import titles
+
+subtitle_job = define_asset_job(
+    "subtitle_job",
+    selection=AssetSelection.groups("speech", "language", "subtitles"),
+    partitions_def=titles,
+    executor_def=in_process_executor,
+    description="Media file → audio → transcript → glossary → translation → subtitles.",
+)

@@ -1,0 +1,56 @@
+"""``media`` (the registered file) and ``audio`` (16 kHz mono WAV plus its fingerprint)."""
+
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from cpw_assets.partitions import titles
+from cpw_assets.stage import stage
+from cpw_resources.atomic import write_json
+from cpw_resources.dagster_resource import CpwResource
+from cpw_resources.errors import MediaError
+from cpw_resources.media import decode_to_wav, fingerprint, load_wav
+from cpw_resources.titles import content_id
+
+
+@asset(partitions_def=titles, group_name="speech")
+def media(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+    """The film file as registered: checks it still exists and records its size and content id."""
+    with stage(context, cpw, "media") as st:
+        path = st.title.media
+        if not path.is_file():
+            raise MediaError(path, "the registered file is gone; register it again where it is now")
+        st.timer.inputs.append(path)
+        current = content_id(path)
+        if current != st.title.content_id:
+            context.log.info(f"{path.name} changed since registration; registering the new content")
+            cpw.registry.register(path)
+    return MaterializeResult(
+        metadata=st.metadata({"path": path, "bytes": path.stat().st_size, "content_id": current})
+    )
+
+
+@asset(partitions_def=titles, group_name="speech", deps=[media])
+def audio(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+    """Any container/codec PyAV reads, decoded to 16 kHz mono WAV, and its audio fingerprint."""
+    with stage(context, cpw, "audio") as st:
+        st.timer.inputs.append(st.title.media)
+        wav = st.artifact("audio.wav", output=True)
+        decoded = decode_to_wav(st.title.media, wav)
+        st.audio_seconds = decoded.duration_s
+        prints = fingerprint(load_wav(wav))
+        write_json(st.artifact("fingerprint.json", output=True), {
+            **prints,
+            "source_codec": decoded.source_codec,
+            "source_container": decoded.source_container,
+            "source_sample_rate": decoded.source_sample_rate,
+            "source_channels": decoded.source_channels,
+        })
+        context.log.info(
+            f"{st.title.media.name}: {decoded.duration_s:.1f} s of {decoded.source_codec} "
+            f"audio, speech ratio {prints['speech_ratio']:.2f}"
+        )
+    return MaterializeResult(metadata=st.metadata({
+        "path": wav,
+        **{k: round(float(v), 4) for k, v in prints.items()},
+        "source_codec": decoded.source_codec,
+    }))

@@ -1,0 +1,92 @@
+"""``subtitles``: SRT and WebVTT that follow the style rules, and the run's outcome event."""
+
+
+import json
+import time
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    MaterializeResult,
+    asset,
+)
+
+from cpw_assets.partitions import titles
+from cpw_assets.stage import stage
+from cpw_assets.translation import translation
+from cpw_resources.dagster_resource import CpwResource
+from cpw_resources.records import read_segments
+from cpw_resources.settings import Settings
+from cpw_resources.subtitle_rules import (
+    SubtitleRules,
+    bilingual_cues,
+    build_cues,
+    check_cues,
+    write_subtitle_files,
+)
+
+
+def subtitle_paths(settings: Settings, key: str) -> dict[str, Path]:
+    """Where a title's subtitles land: ``titles/KEY/KEY.<target>.srt`` and ``.vtt``."""
+    stem = f"{key}.{settings.target_language}"
+    return {fmt: settings.title_dir(key) / f"{stem}.{fmt}" for fmt in ("srt", "vtt")}
+
+
+@asset(
+    partitions_def=titles,
+    group_name="subtitles",
+    deps=[translation],
+    check_specs=[AssetCheckSpec("follows_subtitle_rules", asset="subtitles")],
+)
+def subtitles(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+    """Subtitle files in the target language (and bilingual on request)."""
+    rules = SubtitleRules()
+    with stage(context, cpw, "subtitles") as st:
+        document = json.loads(st.artifact("translation.json").read_text())
+        segments = read_segments(document)
+        cues = build_cues(segments, rules)
+        paths = subtitle_paths(st.settings, st.key)
+        st.timer.outputs.extend(paths.values())
+        write_subtitle_files(cues, paths["srt"], paths["vtt"])
+        if st.settings.bilingual and document["source_language"] != document["target_language"]:
+            source = read_segments(json.loads(st.artifact("transcript.json").read_text()))
+            both = bilingual_cues(cues, source, rules)
+            name = f"{st.key}.{document['source_language']}-{document['target_language']}"
+            write_subtitle_files(both, st.artifact(f"{name}.srt", output=True),
+                                 st.artifact(f"{name}.vtt", output=True))
+        violations = check_cues(cues, rules)
+        chars = sum(c.chars for c in cues)
+        shown = sum(c.duration for c in cues)
+        st.audio_seconds = json.loads(st.artifact("fingerprint.json").read_text())["duration_s"]
+    run_stats = context.instance.get_run_stats(context.run_id)
+    wall = time.time() - run_stats.start_time if run_stats.start_time else None
+    st.record("runs", [{
+        "status": "success", "media_path": st.title.media_path,
+        "audio_seconds": st.audio_seconds, "wall_seconds": wall,
+        "source_language": document["source_language"],
+        "target_language": document["target_language"], "cues": len(cues),
+    }])
+    context.log.info(f"subtitles: {paths['srt']} and {paths['vtt']} ({len(cues)} cues)")
+    return MaterializeResult(
+        metadata=st.metadata({
+            "cues": len(cues),
+            "srt": paths["srt"],
+            "vtt": paths["vtt"],
+            "mean_cps": round(chars / shown, 2) if shown else 0.0,
+            "max_cps": round(max((c.chars / c.duration for c in cues), default=0.0), 2),
+            "rule_violations": sum(violations.values()),
+            **{f"violations_{k}": v for k, v in violations.items()},
+        }),
+        check_results=[
+            AssetCheckResult(
+                check_name="follows_subtitle_rules",
+                passed=sum(violations.values()) == 0,
+                severity=AssetCheckSeverity.WARN,
+                metadata={k: v for k, v in violations.items()},
+                description="≤42 chars × 2 lines, ≤17 cps (never >20), 5/6–7 s, ≥2 frames gap",
+            )
+        ],
+    )

@@ -1,0 +1,112 @@
+"""The one settings object: environment variables (``CPW_*``) over an optional ``cpw.yaml``.
+
+Precedence, highest first: values passed in code (the Dagster resource's run config),
+environment variables, ``cpw.yaml`` (``$CPW_CONFIG``, else ``./cpw.yaml``), defaults.
+docs/configuration.md lists every field; ``tests/unit/test_settings.py`` keeps it in step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("CPW_CONFIG", "cpw.yaml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CPW_", extra="forbid", frozen=True)
+
+    home: Path = Field(
+        Path(".cpw"),
+        description="Folder that holds titles, events, models and the Dagster instance.",
+    )
+    whisper_model: str = Field(
+        "base",
+        description="Whisper model name (tiny, tiny.en, base, small, medium, large-v3, ...) "
+        "or a path to a CTranslate2 model directory.",
+    )
+    whisper_models_dir: Path | None = Field(
+        None,
+        description="Folder of CTranslate2 Whisper models, one sub-folder per model name "
+        "(`large-v3/` or `faster-whisper-large-v3/`).",
+    )
+    whisper_model_paths: dict[str, Path] = Field(
+        default_factory=dict,
+        description='Explicit name → directory map, as JSON: {"large-v3": "/models/lv3"}.',
+    )
+    translation_model: str | None = Field(
+        None,
+        description="Multilingual Whisper model for the translate task; "
+        "default: whisper_model when it is multilingual, else base.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where Whisper runs; auto picks CUDA when CTranslate2 sees a GPU."
+    )
+    compute_type: str = Field(
+        "auto",
+        description="CTranslate2 compute type; auto = int8 on CPU, float16 on CUDA.",
+    )
+    beam_size: int = Field(5, ge=1, le=20, description="Beam size for decoding.")
+    batch_size: int = Field(
+        1, ge=1, le=64, description="Batched inference when > 1 (faster-whisper pipeline)."
+    )
+    cpu_threads: int = Field(0, ge=0, description="CTranslate2 CPU threads; 0 = all cores.")
+    vad_filter: bool = Field(True, description="Skip non-speech with Silero VAD.")
+    language: str | None = Field(
+        None, description="Source language code (hi, fr, ...); unset = sidecar or detected."
+    )
+    target_language: str = Field("en", description="Language of the subtitles.")
+    bilingual: bool = Field(
+        False, description="Also write a bilingual SRT (source line above target line)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=_config_file())
+        return (init_settings, env_settings, yaml_source)
+
+    # Paths under home. Resolved so a run launched from another cwd finds the same files.
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def titles_dir(self) -> Path:
+        return self.home_dir / "titles"
+
+    @property
+    def events_dir(self) -> Path:
+        return self.home_dir / "events"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.home_dir / "cpw.duckdb"
+
+    @property
+    def models_cache_dir(self) -> Path:
+        return self.home_dir / "models"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.home_dir / "dagster").resolve()
+
+    def title_dir(self, key: str) -> Path:
+        return self.titles_dir / key

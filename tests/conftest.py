@@ -1,0 +1,97 @@
+"""Shared fixtures: a private CPW_HOME, a real ephemeral Dagster instance, and a title runner."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, instance_for_test, materialize
+
+from cpw_assets.definitions import defs
+from cpw_assets.partitions import titles
+from cpw_resources.dagster_resource import CpwResource
+from cpw_resources.store import EventStore
+from cpw_resources.titles import TitleRegistry
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"
+JFK = DATA / "jfk.wav"
+JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
+            "ask what you can do for your country.")
+SAMPLE = REPO / "cpw_assets" / "samples" / "voicemail_fr.mka"
+ASSETS = [a for a in defs.assets if hasattr(a, "key")]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's cpw.yaml or environment settings."""
+    for var in list(__import__("os").environ):
+        if var.startswith("CPW_") or var == "DAGSTER_HOME":
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("CPW_CONFIG", str(tmp_path / "absent-cpw.yaml"))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "cpw"
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+@dataclass
+class TitleRun:
+    key: str
+    success: bool
+    result: object
+    home: Path
+
+    @property
+    def dir(self) -> Path:
+        return self.home / "titles" / self.key
+
+    def srt(self, lang: str = "en") -> Path:
+        return self.dir / f"{self.key}.{lang}.srt"
+
+    def vtt(self, lang: str = "en") -> Path:
+        return self.dir / f"{self.key}.{lang}.vtt"
+
+
+@pytest.fixture
+def run_title(instance: DagsterInstance, home: Path):
+    """Register ``media`` and materialise every asset for it; returns a TitleRun."""
+
+    def run(media: Path, **overrides: object) -> TitleRun:
+        settings = {"whisper_model": "tiny.en", **overrides}
+        resource = CpwResource(home=str(home), **settings)
+        key = TitleRegistry(home / "titles").register(media).key
+        instance.add_dynamic_partitions(titles.name, [key])
+        result = materialize(ASSETS, instance=instance, partition_key=key,
+                             resources={"cpw": resource}, raise_on_error=False)
+        return TitleRun(key, result.success, result, home)
+
+    return run
+
+
+@pytest.fixture
+def store(home: Path) -> EventStore:
+    return EventStore(home / "events", home / "cpw.duckdb")
+
+
+@pytest.fixture
+def media_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    return folder
+
+
+def copy_to(src: Path, folder: Path, name: str | None = None) -> Path:
+    dest = folder / (name or src.name)
+    shutil.copyfile(src, dest)
+    return dest

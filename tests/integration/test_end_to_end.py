@@ -1,0 +1,81 @@
+"""A real title through the real asset graph: Dagster instance, faster-whisper, DuckDB."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import jiwer
+import pysubs2
+
+from tests.conftest import JFK, JFK_TEXT, SAMPLE, copy_to
+
+WER_LIMIT = 0.15  # tiny.en gets ~0.0 here; a broken pipeline (lost segments, garbage) is far above
+
+
+def _words(text: str) -> str:
+    return " ".join(jiwer.RemovePunctuation()(text.lower()).split())
+
+
+def test_jfk_end_to_end(run_title, media_dir, store, home):
+    run = run_title(copy_to(JFK, media_dir, "JFK Inaugural (1961).wav"))
+    assert run.success
+    assert run.key == "jfk_inaugural_1961"
+
+    srt = pysubs2.load(str(run.srt()))
+    vtt = pysubs2.load(str(run.vtt()))
+    assert len(srt) >= 2 and len(vtt) == len(srt)
+    hypothesis = " ".join(event.plaintext.replace("\n", " ") for event in srt)
+    wer = jiwer.wer(_words(JFK_TEXT), _words(hypothesis))
+    assert wer <= WER_LIMIT, (wer, hypothesis)
+    assert run.vtt().read_text().startswith("WEBVTT")
+
+    stages = store.read("stage_metrics")
+    assert sorted(stages["asset"].to_list()) == sorted(
+        ["media", "audio", "transcript", "glossary", "translation", "subtitles"])
+    assert (stages["status"] == "success").all()
+    assert stages.filter(stages["asset"] == "transcript")["wall_seconds"][0] > 0
+    examples = store.read("training_examples")
+    assert examples.height == 1 and examples["words"][0] >= 20
+    assert examples["model"][0] == "tiny.en" and examples["language"][0] == "en"
+
+    # The analyst's view: a read-only DuckDB session over the same events.
+    with duckdb.connect(str(home / "cpw.duckdb"), read_only=True) as con:
+        status, cues = con.execute("select status, cues from runs").fetchone()
+        assert status == "success" and cues == len(srt)
+        n_stages = con.execute(
+            "select count(*) from stage_metrics where title = ?", [run.key]).fetchone()[0]
+        assert n_stages == 6
+
+    # Numeric metadata Dagster can plot, on every asset.
+    for event in run.result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        assert metadata["seconds"].value >= 0, event.asset_key
+
+
+def test_passthrough_reason_recorded(run_title, media_dir, home):
+    run = run_title(copy_to(JFK, media_dir))
+    translation = json.loads((run.dir / "translation.json").read_text())
+    transcript = json.loads((run.dir / "transcript.json").read_text())
+    assert translation["passthrough_reason"].startswith("source already in target language")
+    assert [s["id"] for s in translation["segments"]] == [s["id"] for s in transcript["segments"]]
+    assert [s["start"] for s in translation["segments"]] == [
+        s["start"] for s in transcript["segments"]]
+
+
+def test_french_sample_is_translated_to_english(run_title, media_dir):
+    run = run_title(copy_to(SAMPLE, media_dir), whisper_model="base")
+    assert run.success
+    transcript = json.loads((run.dir / "transcript.json").read_text())
+    translation = json.loads((run.dir / "translation.json").read_text())
+    assert transcript["language"] == "fr"
+    assert translation["backend"] == "whisper-translate:base"
+    assert len(translation["segments"]) == len(transcript["segments"]) > 0
+    english = _words(" ".join(e.plaintext for e in pysubs2.load(str(run.srt()))))
+    reference = _words(SAMPLE.with_suffix(".en.txt").read_text())
+    # Content words of the human script that the English subtitles must carry.
+    for word in ("agent", "password", "greeting", "server"):
+        assert word in reference
+    found = [w for w in ("agent", "password", "greeting", "server") if w in english]
+    assert len(found) >= 3, english
+    assert jiwer.wer(reference, english) < 0.75, english

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     MaterializeResult,
     asset,

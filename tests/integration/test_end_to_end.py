@@ -64,7 +64,7 @@ def test_passthrough_reason_recorded(run_title, media_dir, home):
 
 
 def test_french_sample_is_translated_to_english(run_title, media_dir):
-    run = run_title(copy_to(SAMPLE, media_dir), whisper_model="base")
+    run = run_title(copy_to(SAMPLE, media_dir), whisper_model="base", bilingual=True)
     assert run.success
     transcript = json.loads((run.dir / "transcript.json").read_text())
     translation = json.loads((run.dir / "translation.json").read_text())
@@ -77,6 +77,9 @@ def test_french_sample_is_translated_to_english(run_title, media_dir):
     # passed through untranslated scores ~0.1, an empty or garbled output ~0.
     recall = _content_recall(reference, english)
     assert recall >= 0.3, (recall, english)
+    bilingual = pysubs2.load(str(run.dir / "voicemail_fr.fr-en.srt"))
+    assert len(bilingual) == len(pysubs2.load(str(run.srt())))
+    assert any("agent" in e.plaintext.lower().split("\n")[0] for e in bilingual)
 
 
 def _content_recall(reference: str, hypothesis: str) -> float:

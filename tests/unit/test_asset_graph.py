@@ -1,0 +1,28 @@
+"""A snapshot of the asset graph, so an accidental change to it shows up in review."""
+
+from dagster import AssetKey
+
+from cpw_assets.definitions import defs
+
+EXPECTED = {
+    "media": set(),
+    "audio": {"media"},
+    "transcript": {"audio"},
+    "glossary": {"transcript"},
+    "translation": {"glossary"},
+    "subtitles": {"translation"},
+}
+
+
+def test_graph_shape_and_partitions() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == set(EXPECTED)
+    for name, parents in EXPECTED.items():
+        node = graph.get(AssetKey(name))
+        assert {p.to_user_string() for p in node.parent_keys} == parents
+        assert node.partitions_def is not None and node.partitions_def.name == "titles"
+    job = defs.resolve_job_def("subtitle_job")
+    assert job.executor_def.name == "in_process"
+    checks = {key.name for key in graph.asset_check_keys}
+    assert checks == {"follows_subtitle_rules"}

@@ -13,6 +13,9 @@ from cpw_resources.dagster_resource import CpwResource
     name="record_run_failures",
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=15,
+    # Runs started by `dagster job execute` or `cpw run` carry a different code-location
+    # origin than the UI's workspace; without this they would go unrecorded.
+    monitor_all_code_locations=True,
 )
 def record_run_failures(context: RunFailureSensorContext, cpw: CpwResource) -> None:
     run = context.dagster_run
@@ -20,10 +23,13 @@ def record_run_failures(context: RunFailureSensorContext, cpw: CpwResource) -> N
     rows = []
     for event in context.get_step_failure_events():
         error = event.event_specific_data.error if event.event_specific_data else None
+        # Our assets raise dagster.Failure from a CpwError: the cause names the real problem.
+        if error is not None and error.cls_name == "Failure" and error.cause is not None:
+            error = error.cause
         rows.append({
             "step": event.step_key,
             "error_class": error.cls_name if error else None,
-            "message": (error.message.strip() if error else event.message or "")[:2000],
+            "message": (_message(error) if error else event.message or "")[:2000],
         })
     if not rows:
         error = context.failure_event.event_specific_data
@@ -32,3 +38,10 @@ def record_run_failures(context: RunFailureSensorContext, cpw: CpwResource) -> N
                      str(error.error_type), "message": message[:2000]})
     cpw.store.append("run_failures", rows, run_id=run.run_id, title=title, asset="run")
     context.log.info(f"recorded failure of run {run.run_id} ({title}): {rows[0]['message'][:200]}")
+
+
+def _message(error) -> str:
+    """The error's own text, without the 'module.Class: ' prefix Dagster adds."""
+    text = error.message.strip()
+    prefix, _, rest = text.partition(": ")
+    return rest if prefix.endswith(error.cls_name) and rest else text

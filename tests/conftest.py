@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ ASSETS = [a for a in defs.assets if hasattr(a, "key")]
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's cpw.yaml or environment settings."""
-    for var in list(__import__("os").environ):
+    for var in list(os.environ):
         if var.startswith("CPW_") or var == "DAGSTER_HOME":
             monkeypatch.delenv(var)
     monkeypatch.setenv("CPW_CONFIG", str(tmp_path / "absent-cpw.yaml"))

@@ -88,3 +88,13 @@ def _content_recall(reference: str, hypothesis: str) -> float:
 
     wanted = content(reference)
     return len(wanted & content(hypothesis)) / len(wanted)
+
+
+def test_batched_pipeline_and_beam_settings(run_title, media_dir):
+    run = run_title(copy_to(JFK, media_dir), batch_size=4, beam_size=2)
+    assert run.success
+    transcript = json.loads((run.dir / "transcript.json").read_text())
+    assert transcript["config"]["batch_size"] == 4 and transcript["config"]["beam_size"] == 2
+    text = " ".join(s["text"] for s in transcript["segments"])
+    assert jiwer.wer(_words(JFK_TEXT), _words(text)) <= WER_LIMIT, text
+    assert all(s["words"] for s in transcript["segments"])

@@ -71,6 +71,22 @@ class Settings(BaseSettings):
         False, description="Also write a bilingual SRT (source line above target line)."
     )
 
+    inbox: Path | None = Field(
+        None,
+        description="Watched folder for new media; default $CPW_HOME/inbox. Unusable files "
+        "are moved to its rejected/ sub-folder.",
+    )
+    inbox_max_new_per_tick: int = Field(
+        200, ge=1, description="Most new files one inbox sensor evaluation registers."
+    )
+    max_concurrent_runs: int = Field(
+        2, ge=1, description="Runs the queued run coordinator starts at once (make ui)."
+    )
+    asr_pool_size: int = Field(
+        1, ge=1, description="Whisper steps (transcript, translation) allowed at once across "
+        "all runs; 1 suits a CPU, raise it for a GPU with memory to spare.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -99,6 +115,10 @@ class Settings(BaseSettings):
     @property
     def duckdb_path(self) -> Path:
         return self.home_dir / "cpw.duckdb"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return (self.inbox.expanduser().resolve() if self.inbox else self.home_dir / "inbox")
 
     @property
     def models_cache_dir(self) -> Path:

@@ -1,6 +1,7 @@
 """``media`` (the registered file) and ``audio`` (16 kHz mono WAV plus its fingerprint)."""
 
 
+import av
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from cpw_assets.partitions import titles
@@ -8,7 +9,7 @@ from cpw_assets.stage import stage
 from cpw_resources.atomic import write_json
 from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import MediaError
-from cpw_resources.media import decode_to_wav, fingerprint, load_wav
+from cpw_resources.media import SAMPLE_RATE, decode_to_wav, fingerprint, load_wav
 from cpw_resources.titles import content_id
 
 
@@ -35,22 +36,27 @@ def audio(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult
     with stage(context, cpw, "audio") as st:
         st.timer.inputs.append(st.title.media)
         wav = st.artifact("audio.wav", output=True)
-        decoded = decode_to_wav(st.title.media, wav)
-        st.audio_seconds = decoded.duration_s
-        prints = fingerprint(load_wav(wav))
-        write_json(st.artifact("fingerprint.json", output=True), {
-            **prints,
-            "source_codec": decoded.source_codec,
-            "source_container": decoded.source_container,
-            "source_sample_rate": decoded.source_sample_rate,
-            "source_channels": decoded.source_channels,
-        })
-        context.log.info(
-            f"{st.title.media.name}: {decoded.duration_s:.1f} s of {decoded.source_codec} "
-            f"audio, speech ratio {prints['speech_ratio']:.2f}"
-        )
-    return MaterializeResult(metadata=st.metadata({
-        "path": wav,
-        **{k: round(float(v), 4) for k, v in prints.items()},
-        "source_codec": decoded.source_codec,
-    }))
+        prints_path = st.artifact("fingerprint.json", output=True)
+        result = st.reuse(media=cpw.registry.get(st.key).content_id, sample_rate=SAMPLE_RATE,
+                          decoder=av.__version__)
+        if result is None:
+            decoded = decode_to_wav(st.title.media, wav)
+            prints = fingerprint(load_wav(wav))
+            write_json(prints_path, {
+                **prints,
+                "source_codec": decoded.source_codec,
+                "source_container": decoded.source_container,
+                "source_sample_rate": decoded.source_sample_rate,
+                "source_channels": decoded.source_channels,
+            })
+            context.log.info(
+                f"{st.title.media.name}: {decoded.duration_s:.1f} s of {decoded.source_codec} "
+                f"audio, speech ratio {prints['speech_ratio']:.2f}"
+            )
+            result = st.save({
+                "path": wav,
+                **{k: round(float(v), 4) for k, v in prints.items()},
+                "source_codec": decoded.source_codec,
+            })
+        st.audio_seconds = result["duration_s"]
+    return MaterializeResult(metadata=st.metadata(result))

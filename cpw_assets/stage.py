@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, Failure, MetadataValue
 
+from cpw_resources.cache import ArtifactCache
 from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import CpwError, MediaError
 from cpw_resources.monitor import StageTimer
@@ -33,6 +35,8 @@ class Stage:
     timer: StageTimer = field(default_factory=StageTimer)
     audio_seconds: float | None = None
     metrics: dict[str, float | int] = field(default_factory=dict)
+    cache_hit: bool = False
+    _cache_key: str | None = None
 
     @property
     def key(self) -> str:
@@ -51,6 +55,35 @@ class Stage:
         (self.timer.outputs if output else self.timer.inputs).append(path)
         return path
 
+    @cached_property
+    def cache(self) -> ArtifactCache:
+        return ArtifactCache(self.dir)
+
+    def input_hash(self, name: str) -> str:
+        """Content hash of an input artifact (remembered, so big files are hashed once)."""
+        return self.cache.file_hash(self.artifact(name))
+
+    def reuse(self, **parts: Any) -> dict[str, Any] | None:
+        """The stored result when inputs and settings (``parts``) are unchanged, else None."""
+        self._cache_key = ArtifactCache.key(self.name, parts)
+        stored = self.cache.lookup(self.name, self._cache_key)
+        if stored is None:
+            return None
+        self.cache_hit = True
+        self.timer.outputs.extend(self.dir / name for name in stored.pop("__outputs__", ()))
+        self.context.log.info(f"{self.name}: inputs and settings unchanged; reusing artifacts")
+        return {k: Path(v["__path__"]) if isinstance(v, dict) and "__path__" in v else v
+                for k, v in stored.items()}
+
+    def save(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Remember this stage's outputs and ``result`` under the key ``reuse`` computed."""
+        assert self._cache_key is not None, "call reuse() before save()"
+        outputs = [p for p in self.timer.outputs if p.is_file()]
+        stored = {k: {"__path__": str(v)} if isinstance(v, Path) else v for k, v in result.items()}
+        stored["__outputs__"] = [p.relative_to(self.dir).as_posix() for p in outputs]
+        self.cache.store(self.name, self._cache_key, outputs, stored)
+        return result
+
     def record(self, table: str, rows: list[dict[str, Any]]) -> None:
         self.cpw.store.append(table, rows, run_id=self.context.run_id, title=self.key,
                               asset=self.name)
@@ -60,7 +93,8 @@ class Stage:
 
     def metadata(self, extra: dict[str, Any]) -> dict[str, Any]:
         """Asset metadata: this stage's numbers plus ``extra``; paths become path values."""
-        values: dict[str, Any] = {"title": self.key, **self.metrics}
+        values: dict[str, Any] = {"title": self.key, **self.metrics,
+                                  "cache_hit": int(self.cache_hit)}
         if self.audio_seconds is not None:
             values["audio_seconds"] = round(self.audio_seconds, 3)
         for k, v in extra.items():
@@ -112,7 +146,7 @@ def stage(context: AssetExecutionContext, cpw: CpwResource, name: str) -> Iterat
         )
         st.record("stage_metrics", [{
             **measured, "status": status, "error_class": error_class,
-            "audio_seconds": st.audio_seconds,
+            "audio_seconds": st.audio_seconds, "cache_hit": st.cache_hit,
         }])
         context.log.info(
             f"{name} {status} in {measured['wall_seconds']:.2f} s "

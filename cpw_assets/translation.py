@@ -7,18 +7,20 @@ Speech already in the target language, or no speech at all, passes through with 
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from cpw_assets.glossary import glossary
 from cpw_assets.partitions import titles
-from cpw_assets.stage import stage
+from cpw_assets.stage import Stage, stage
+from cpw_assets.transcript import ASR_POOL
 from cpw_resources.asr import AsrConfig, is_multilingual, load_model, translate_segments
 from cpw_resources.atomic import write_json
 from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import ConfigError
 from cpw_resources.glossary import prompt_names
-from cpw_resources.media import load_wav
+from cpw_resources.media import SAMPLE_RATE, load_wav
 from cpw_resources.models import is_english_only
 from cpw_resources.records import read_segments
 from cpw_resources.settings import Settings
@@ -30,57 +32,69 @@ def translation_model_name(settings: Settings) -> str:
     return "base" if is_english_only(settings.whisper_model) else settings.whisper_model
 
 
-@asset(partitions_def=titles, group_name="language", deps=[glossary])
+@asset(partitions_def=titles, group_name="language", deps=[glossary], pool=ASR_POOL)
 def translation(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
     """The transcript in the target language, segment by segment."""
     with stage(context, cpw, "translation") as st:
-        document = json.loads(st.artifact("transcript.json").read_text())
-        terms = json.loads(st.artifact("glossary.json").read_text())
-        segments = read_segments(document)
-        source, target = document["language"], st.settings.target_language
-        backend, reason = "passthrough", None
-        if not segments:
-            reason = "no speech"
-            translated = segments
-        elif source == target:
-            reason = f"source already in target language {target!r}"
-            translated = segments
-        elif target != "en":
+        output = st.artifact("translation.json", output=True)
+        config = AsrConfig.from_settings(st.settings, translation_model_name(st.settings))
+        result = st.reuse(
+            transcript=st.input_hash("transcript.json"), glossary=st.input_hash("glossary.json"),
+            audio=st.input_hash("audio.wav"), target=st.settings.target_language,
+            config=asdict(config) | {"cpu_threads": None},
+        )
+        if result is None:
+            result = st.save(_translate(st, config, output))
+    return MaterializeResult(metadata=st.metadata(result))
+
+
+def _translate(st: Stage, config: AsrConfig, output: Path) -> dict:
+    document = json.loads(st.artifact("transcript.json").read_text())
+    terms = json.loads(st.artifact("glossary.json").read_text())
+    segments = read_segments(document)
+    source, target = document["language"], st.settings.target_language
+    backend, reason = "passthrough", None
+    if not segments:
+        reason = "no speech"
+        translated = segments
+    elif source == target:
+        reason = f"source already in target language {target!r}"
+        translated = segments
+    elif target != "en":
+        raise ConfigError(
+            f"Whisper's translate task only produces English, but CPW_TARGET_LANGUAGE is "
+            f"{target!r}; set CPW_TARGET_LANGUAGE=en."
+        )
+    else:
+        model = load_model(config, st.settings)
+        if not is_multilingual(model):
             raise ConfigError(
-                f"Whisper's translate task only produces English, but CPW_TARGET_LANGUAGE is "
-                f"{target!r}; set CPW_TARGET_LANGUAGE=en."
+                f"translation model {config.model!r} is English-only and cannot translate "
+                f"from {source!r}; set CPW_TRANSLATION_MODEL to a multilingual model."
             )
-        else:
-            config = AsrConfig.from_settings(st.settings, translation_model_name(st.settings))
-            model = load_model(config, st.settings)
-            if not is_multilingual(model):
-                raise ConfigError(
-                    f"translation model {config.model!r} is English-only and cannot translate "
-                    f"from {source!r}; set CPW_TRANSLATION_MODEL to a multilingual model."
-                )
-            samples = load_wav(st.artifact("audio.wav"))
-            st.audio_seconds = len(samples) / 16000
-            progress = st.log_progress("translation")
-            context.log.info(f"translating {len(segments)} segments {source} → en "
-                             f"with Whisper {config.model}")
-            translated = translate_segments(
-                model, samples, segments, config, source_language=source,
-                initial_prompt=prompt_names(terms), progress=progress,
-            )
-            backend = f"whisper-translate:{config.model}"
-        if reason:
-            context.log.info(f"translation passed through: {reason}")
-        write_json(st.artifact("translation.json", output=True), {
-            "source_language": source,
-            "target_language": target,
-            "backend": backend,
-            "passthrough_reason": reason,
-            "segments": [asdict(s) for s in translated],
-        })
-    return MaterializeResult(metadata=st.metadata({
+        samples = load_wav(st.artifact("audio.wav"))
+        st.audio_seconds = len(samples) / SAMPLE_RATE
+        progress = st.log_progress("translation")
+        st.context.log.info(f"translating {len(segments)} segments {source} → en "
+                            f"with Whisper {config.model}")
+        translated = translate_segments(
+            model, samples, segments, config, source_language=source,
+            initial_prompt=prompt_names(terms), progress=progress,
+        )
+        backend = f"whisper-translate:{config.model}"
+    if reason:
+        st.context.log.info(f"translation passed through: {reason}")
+    write_json(output, {
+        "source_language": source,
+        "target_language": target,
+        "backend": backend,
+        "passthrough_reason": reason,
+        "segments": [asdict(s) for s in translated],
+    })
+    return {
         "segments": len(translated),
         "words": sum(len(s.text.split()) for s in translated),
         "backend": backend,
         "passthrough_reason": reason or "",
         "source_language": source or "none",
-    }))
+    }

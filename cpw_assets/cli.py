@@ -6,51 +6,43 @@
     cpw outputs KEY...     print the subtitle paths of registered titles
     cpw env                print the shell exports that point scripts at this instance
 
-``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster`` (created with a ``dagster.yaml``), so the
+``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster`` (see :mod:`cpw_assets.instance`), so the
 partitions ``cpw register`` adds are the ones ``dagster job execute`` sees when run with the
-same ``DAGSTER_HOME``.
+same ``DAGSTER_HOME``. Every command also frees the pool slots of runs whose process died.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dagster import DagsterInstance
+
+from cpw_assets.instance import configure_pools, ensure_dagster_home, recover_dead_runs
 from cpw_resources.errors import CpwError
 from cpw_resources.settings import Settings
 
-DAGSTER_YAML = """\
-# Written by cpw on first use; edit freely (see docs/configuration.md).
-telemetry:
-  enabled: false
-"""
 
-
-def ensure_dagster_home(settings: Settings) -> Path:
-    """Point DAGSTER_HOME at ``$CPW_HOME/dagster`` unless set; create it with a dagster.yaml."""
-    home = settings.dagster_home
-    os.environ["DAGSTER_HOME"] = str(home)
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
-    return home
+def _instance(settings: Settings) -> DagsterInstance:
+    """The instance at DAGSTER_HOME, with its pools set and dead runs' slots freed."""
+    ensure_dagster_home(settings)
+    instance = DagsterInstance.get()
+    configure_pools(instance, settings)
+    for run_id in recover_dead_runs(instance):
+        print(f"cpw: run {run_id} had died; marked failed and freed its slots", file=sys.stderr)
+    return instance
 
 
 def _register(paths: Sequence[str]) -> list[str]:
-    from dagster import DagsterInstance
-
     from cpw_assets.partitions import titles
     from cpw_resources.titles import TitleRegistry
 
     settings = Settings()
-    ensure_dagster_home(settings)
     registry = TitleRegistry(settings.titles_dir)
     keys = [registry.register(Path(p)).key for p in paths]
-    with DagsterInstance.get() as instance:
+    with _instance(settings) as instance:
         known = set(instance.get_dynamic_partitions(titles.name))
         new = [k for k in dict.fromkeys(keys) if k not in known]
         if new:
@@ -65,8 +57,6 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dagster import DagsterInstance
-
     from cpw_assets.definitions import defs
     from cpw_assets.subtitles import subtitle_paths
 
@@ -74,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = defs.resolve_job_def("subtitle_job")
     settings = Settings()
     failed = 0
-    with DagsterInstance.get() as instance:
+    with _instance(settings) as instance:
         for key in dict.fromkeys(keys):
             result = job.execute_in_process(
                 partition_key=key, instance=instance, raise_on_error=False
@@ -112,8 +102,10 @@ def cmd_outputs(args: argparse.Namespace) -> int:
 
 def cmd_env(args: argparse.Namespace) -> int:
     settings = Settings()
+    with _instance(settings):
+        pass
     print(f"export CPW_HOME={settings.home_dir}")
-    print(f"export DAGSTER_HOME={ensure_dagster_home(settings)}")
+    print(f"export DAGSTER_HOME={settings.dagster_home}")
     return 0
 
 

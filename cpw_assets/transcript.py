@@ -7,6 +7,7 @@ from dataclasses import asdict
 import numpy as np
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
+from cpw_assets.instance import ASR_POOL
 from cpw_assets.media import audio
 from cpw_assets.partitions import titles
 from cpw_assets.stage import Stage, stage
@@ -17,8 +18,6 @@ from cpw_resources.errors import ConfigError
 from cpw_resources.glossary import sidecar_language
 from cpw_resources.media import SAMPLE_RATE, load_wav
 from cpw_resources.models import model_identity
-
-ASR_POOL = "asr"
 
 
 @asset(partitions_def=titles, group_name="speech", deps=[audio], pool=ASR_POOL)

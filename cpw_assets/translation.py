@@ -12,9 +12,9 @@ from pathlib import Path
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from cpw_assets.glossary import glossary
+from cpw_assets.instance import ASR_POOL
 from cpw_assets.partitions import titles
 from cpw_assets.stage import Stage, stage
-from cpw_assets.transcript import ASR_POOL
 from cpw_resources.asr import AsrConfig, is_multilingual, load_model, translate_segments
 from cpw_resources.atomic import write_json
 from cpw_resources.dagster_resource import CpwResource

@@ -12,16 +12,20 @@ EXPECTED = {
     "translation": {"glossary"},
     "subtitles": {"translation"},
 }
+UNPARTITIONED = {"metrics_models"}
 
 
 def test_graph_shape_and_partitions() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == set(EXPECTED)
+    assert keys == set(EXPECTED) | UNPARTITIONED
     for name, parents in EXPECTED.items():
         node = graph.get(AssetKey(name))
         assert {p.to_user_string() for p in node.parent_keys} == parents
         assert node.partitions_def is not None and node.partitions_def.name == "titles"
+    assert graph.get(AssetKey("transcript")).pools == {"asr"}
+    assert graph.get(AssetKey("translation")).pools == {"asr"}
+    assert graph.get(AssetKey("metrics_models")).pools == {"duckdb"}
     job = defs.resolve_job_def("subtitle_job")
     assert job.executor_def.name == "in_process"
     checks = {key.name for key in graph.asset_check_keys}

@@ -5,6 +5,8 @@ This module owns the boundary between user-supplied media files and the rest of 
 * :func:`decode_to_wav` turns whatever container/codec PyAV (FFmpeg) can read into the one
   audio format every later stage uses (16 kHz, mono, signed 16-bit PCM WAV), and turns every
   way a user file can be unusable into a :class:`~cpw_resources.errors.MediaError` subclass.
+* :func:`probe` checks cheaply, by content, that a file is media with decodable audio (the
+  inbox sensor's test before it registers a file).
 * :func:`load_wav` reads such a WAV back as float32 samples.
 * :func:`fingerprint` summarises the audio (loudness, speech/music/silence share, SNR) cheaply
   enough to run on a whole film before transcription.
@@ -133,6 +135,70 @@ def decode_to_wav(src: Path, dest: Path, *, sample_rate: int = SAMPLE_RATE) -> D
             n_samples = _decode_stream_to_wav(container, stream, src, tmp, sample_rate)
             _check_complete(container, stream, src, n_samples / sample_rate)
     return DecodedAudio(dest, n_samples / sample_rate, *source)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What :func:`probe` found: the container and the audio stream that would be decoded."""
+
+    path: Path
+    container: str
+    duration_s: float  # as the container declares it; 0.0 when it declares none
+    audio_codec: str
+    sample_rate: int
+    channels: int
+    audio_streams: int
+    video_streams: int
+
+
+#: :func:`probe` gives up after this many audio packets without one decoded frame.
+PROBE_MAX_PACKETS = 64
+
+
+def probe(src: Path) -> ProbeResult:
+    """Check, by content and cheaply, that ``src`` is media with audio that decodes.
+
+    Opens the file with PyAV (the extension plays no part), picks the audio stream
+    :func:`decode_to_wav` would decode, and decodes packets until one yields audio (at most
+    :data:`PROBE_MAX_PACKETS`). Raises the same :class:`MediaError` subclasses as
+    :func:`decode_to_wav` for an empty file, a non-media file, media without audio, or audio
+    that does not decode. It reads only the file's start, so damage further in, such as a
+    truncated end, shows only when the file is decoded.
+    """
+    src = Path(src)
+    _check_is_nonempty_file(src)
+    with _open_container(src) as container:
+        stream = _pick_audio_stream(container, src)
+        cc = stream.codec_context
+        decoded = False
+        try:
+            for count, packet in enumerate(container.demux(stream), 1):
+                try:
+                    decoded = bool(packet.decode())
+                except av.FFmpegError:
+                    decoded = False
+                if decoded or count >= PROBE_MAX_PACKETS:
+                    break
+        except av.FFmpegError as exc:
+            raise CorruptMediaError(
+                src, f"its audio could not be read ({_reason(exc)}); the file is damaged or "
+                "truncated — download or copy it again",
+            ) from exc
+        if not decoded:
+            raise CorruptMediaError(
+                src, "its audio track does not decode (no sound in the first packets); the "
+                "file is damaged — download or copy it again",
+            )
+        return ProbeResult(
+            path=src,
+            container=container.format.name,
+            duration_s=_declared_duration_s(container, stream),
+            audio_codec=cc.codec.canonical_name,
+            sample_rate=cc.sample_rate,
+            channels=cc.channels,
+            audio_streams=len(container.streams.audio),
+            video_streams=len(container.streams.video),
+        )
 
 
 def _check_is_nonempty_file(src: Path) -> None:

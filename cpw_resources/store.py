@@ -89,6 +89,20 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "error_class": pl.String(),
         "message": pl.String(),
     },
+    # One row per inbox file the sensor acted on: registered, changed, unchanged (re-dropped
+    # with the same content and sidecars), duplicate (a copy of a registered title), rejected
+    # (moved to rejected/), reject_failed.
+    # `title` is the key (empty for rejections); run_key is set when a run was requested.
+    "inbox_events": {
+        "path": pl.String(),
+        "action": pl.String(),
+        "error_class": pl.String(),
+        "message": pl.String(),
+        "content_id": pl.String(),
+        "sidecar_id": pl.String(),
+        "size_bytes": pl.Int64(),
+        "run_key": pl.String(),
+    },
 }
 
 

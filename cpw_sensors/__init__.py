@@ -1,5 +1,8 @@
-"""Sensors and schedules. Now: the run-failure recorder; later: the inbox and retraining."""
+"""Sensors: the inbox (watched folder → titles and runs), the run-failure recorder, and the
+recovery of runs whose process died."""
 
+from cpw_sensors.dead_runs import recover_dead_runs_sensor
+from cpw_sensors.inbox import inbox_sensor
 from cpw_sensors.run_failures import record_run_failures
 
-sensors = [record_run_failures]
+sensors = [inbox_sensor, record_run_failures, recover_dead_runs_sensor]

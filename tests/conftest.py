@@ -23,7 +23,7 @@ JFK = DATA / "jfk.wav"
 JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
             "ask what you can do for your country.")
 SAMPLE = REPO / "cpw_assets" / "samples" / "voicemail_fr.mka"
-ASSETS = [a for a in defs.assets if hasattr(a, "key")]
+ASSETS = [a for a in defs.assets if getattr(a, "partitions_def", None) is not None]
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,19 @@
+import json
 from pathlib import Path
 
 import pytest
 from dagster import DynamicPartitionsDefinition, instance_for_test
 
 from cpw_resources.errors import MediaError, UnknownTitleError
-from cpw_resources.titles import TitleRegistry, slug_for
+from cpw_resources.titles import (
+    TitleRegistry,
+    content_id,
+    is_sidecar_name,
+    sidecar_files,
+    sidecar_id,
+    sidecar_stat,
+    slug_for,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +71,102 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         registry.register(tmp_path / "missing.mkv")
     with pytest.raises(UnknownTitleError, match="cpw register"):
         registry.get("nope")
+
+
+# --- the index, batches, aliases and sidecars --------------------------------------------------
+
+
+def _film(folder: Path, name: str, body: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(body)
+    return path
+
+
+def test_register_many_writes_one_index_that_finds_paths_and_content(tmp_path: Path) -> None:
+    registry = TitleRegistry(tmp_path / "titles")
+    films = [_film(tmp_path / "in", f"Film {i}.mkv", b"film %d" % i * 100) for i in range(5)]
+    titles = registry.register_many(films)
+    assert [titles[f].key for f in films] == [f"film_{i}" for i in range(5)]
+    assert registry.register(films[0]).key == "film_0"
+
+    index = registry.index()
+    assert set(index.titles) == {f"film_{i}" for i in range(5)}
+    stat = films[2].stat()
+    assert index.is_unchanged(str(films[2].resolve()), stat.st_size, stat.st_mtime_ns)
+    assert not index.is_unchanged(str(films[2].resolve()), stat.st_size, stat.st_mtime_ns + 1)
+    assert index.by_content[content_id(films[3])] == "film_3"
+    record = json.loads((tmp_path / "titles" / "film_1" / "title.json").read_text())
+    assert record["mtime_ns"] == films[1].stat().st_mtime_ns
+
+
+def test_index_is_rebuilt_when_missing_corrupt_or_stale(tmp_path: Path) -> None:
+    titles_dir = tmp_path / "titles"
+    registry = TitleRegistry(titles_dir)
+    a = _film(tmp_path / "in", "A.mkv", b"a" * 100)
+    registry.register(a)
+    index_path = titles_dir / "_index.json"
+    expected = registry.index().to_json()
+
+    index_path.unlink()
+    assert registry.index().to_json() == expected and index_path.exists()
+    index_path.write_text("{ torn")
+    assert registry.index().to_json() == expected
+    assert json.loads(index_path.read_text()) == expected
+
+    # A title registered behind the index's back (older code, a restore) is noticed.
+    b = _film(tmp_path / "in", "B.mkv", b"b" * 100)
+    record = json.loads((titles_dir / "a" / "title.json").read_text())
+    record.update(key="b", media_path=str(b.resolve()), content_id=content_id(b))
+    (titles_dir / "b").mkdir()
+    (titles_dir / "b" / "title.json").write_text(json.dumps(record))
+    assert set(registry.index().titles) == {"a", "b"}
+    assert registry.register(b).key == "b"
+
+    # A folder that is not a title does not force a rebuild on every read.
+    (titles_dir / "leftovers").mkdir()
+    before = index_path.stat().st_mtime_ns
+    assert set(registry.index().titles) == {"a", "b"}
+    assert index_path.stat().st_mtime_ns == before
+
+
+def test_changed_content_keeps_its_key_and_copies_are_aliases(tmp_path: Path) -> None:
+    registry = TitleRegistry(tmp_path / "titles")
+    film = _film(tmp_path / "in", "Sholay.mkv", b"old cut" * 100)
+    first = registry.register(film)
+    film.write_bytes(b"new cut" * 100)
+    second = registry.register(film)
+    assert second.key == first.key and second.content_id != first.content_id
+
+    copy = _film(tmp_path / "elsewhere", "Sholay copy.mkv", film.read_bytes())
+    third = registry.register(copy)
+    assert third == second  # same title; the record keeps naming the original
+    index = registry.index()
+    assert index.path_entry(str(copy.resolve())).alias
+    # The old cut elsewhere is a title of its own now.
+    old = _film(tmp_path / "elsewhere", "Old.mkv", b"old cut" * 100)
+    assert registry.register(old).key == "old"
+
+    film.unlink()  # the original is gone: the copy becomes the title's file
+    moved = registry.register(copy)
+    assert moved.key == first.key and moved.media_path == str(copy.resolve())
+    assert registry.forget_aliases([str(copy.resolve())]) == 0
+
+
+def test_sidecars_are_found_and_fingerprinted(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    film = _film(folder, "Swades.mkv", b"film" * 100)
+    for name in ("Swades.json", "Swades.glossary.tsv", "Swades.en.srt", "Swades.hi.vtt",
+                 "Swades.srt", "Swades.error.txt", "Swades 2.json", ".Swades.json"):
+        (folder / name).write_text(name)
+    assert [p.name for p in sidecar_files(film)] == [
+        "Swades.en.srt", "Swades.glossary.tsv", "Swades.hi.vtt", "Swades.json", "Swades.srt"]
+    assert is_sidecar_name("X.en.srt") and is_sidecar_name("x.error.txt")
+    assert not is_sidecar_name("X.mkv")
+
+    registry = TitleRegistry(tmp_path / "titles")
+    title = registry.register(film)
+    assert title.sidecar_id == sidecar_id(sidecar_files(film)) != ""
+    (folder / "Swades.json").write_text('{"language": "hi"}')
+    assert registry.register(film).sidecar_id != title.sidecar_id
+    assert sidecar_id([]) == "" and sidecar_stat([]) == ""

@@ -1,0 +1,307 @@
+"""The inbox sensor on real temporary folders, a real Dagster instance and the real registry.
+
+Each evaluation builds a fresh sensor context from the previous result's cursor, as the daemon
+does after a restart, and applies the partition additions the daemon would apply.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dagster import AddDynamicPartitionsRequest, DagsterInstance, SensorResult, build_sensor_context
+
+from cpw_assets.partitions import titles
+from cpw_resources.dagster_resource import CpwResource
+from cpw_resources.store import EventStore
+from cpw_resources.titles import TitleRegistry
+from cpw_sensors.inbox import Cursor, evaluate_inbox, inbox_sensor
+
+
+def wav_bytes(seed: int, seconds: float = 0.5, rate: int = 16000) -> bytes:
+    """A short mono 16 kHz WAV whose samples depend on ``seed`` (distinct content per seed)."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.2 * np.sin(2 * np.pi * (200 + seed % 997) * t)
+    samples = (tone * 32767).astype("<i2")
+    samples[:4] = np.frombuffer(int(seed).to_bytes(8, "little"), dtype="<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
+def bump_mtime(path: Path, seconds: float = 10.0) -> None:
+    """A new mtime for sure (file timestamps are coarser than a fast test's rewrites)."""
+    ns = path.stat().st_mtime_ns + int(seconds * 1e9)
+    os.utime(path, ns=(ns, ns))
+
+
+@dataclass
+class Inbox:
+    folder: Path
+    home: Path
+    instance: DagsterInstance
+    cursor: str | None = None
+    last: SensorResult | None = None
+
+    def evaluate(self) -> SensorResult:
+        context = build_sensor_context(
+            cursor=self.cursor, instance=self.instance,
+            resources={"cpw": CpwResource(home=str(self.home))},
+        )
+        result = inbox_sensor(context)
+        assert isinstance(result, SensorResult)
+        for request in result.dynamic_partitions_requests or []:
+            assert isinstance(request, AddDynamicPartitionsRequest)
+            assert request.partitions_def_name == titles.name
+            self.instance.add_dynamic_partitions(titles.name, list(request.partition_keys))
+        self.cursor, self.last = result.cursor, result
+        return result
+
+    def settle(self) -> SensorResult:
+        """Two evaluations with nothing changing in between: files are taken on the second."""
+        self.evaluate()
+        return self.evaluate()
+
+    @property
+    def runs(self) -> list:
+        return list(self.last.run_requests or []) if self.last else []
+
+    @property
+    def added(self) -> list[str]:
+        return [k for r in (self.last.dynamic_partitions_requests or [])
+                for k in r.partition_keys]
+
+    @property
+    def pending(self) -> dict[str, list[int]]:
+        return Cursor.parse(self.cursor).pending
+
+    def events(self, action: str | None = None) -> list[dict]:
+        rows = EventStore(self.home / "events", self.home / "cpw.duckdb").read("inbox_events")
+        rows = rows.sort("ts").to_dicts()
+        return [r for r in rows if action is None or r["action"] == action]
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, home: Path, instance: DagsterInstance, monkeypatch) -> Inbox:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    monkeypatch.setenv("CPW_INBOX", str(folder))
+    return Inbox(folder, home, instance)
+
+
+def test_partial_copy_is_taken_only_once_it_has_settled(inbox: Inbox) -> None:
+    data = wav_bytes(1, seconds=2.0)
+    film = inbox.folder / "Dil Chahta Hai (2001).wav"
+    film.write_bytes(data[: len(data) // 2])
+    (inbox.folder / "Next Film.mkv.part").write_bytes(b"\x1a\x45\xdf\xa3" + b"0" * 100)
+    placeholder = inbox.folder / "Next Film.mkv"  # a browser's empty placeholder
+    placeholder.write_bytes(b"")
+
+    assert inbox.evaluate().run_requests == [] and inbox.added == []
+    assert set(inbox.pending) == {"Dil Chahta Hai (2001).wav", "Next Film.mkv"}
+
+    with open(film, "ab") as out:  # the copy goes on
+        out.write(data[len(data) // 2:])
+    bump_mtime(film)
+    assert inbox.evaluate().run_requests == []
+    assert not (inbox.home / "titles" / "dil_chahta_hai_2001").exists()
+
+    inbox.evaluate()  # unchanged since the last evaluation: taken
+    [run] = inbox.runs
+    assert run.partition_key == "dil_chahta_hai_2001"
+    cid = TitleRegistry(inbox.home / "titles").get("dil_chahta_hai_2001").content_id
+    assert run.run_key == f"dil_chahta_hai_2001:{cid}:-"
+    assert inbox.added == ["dil_chahta_hai_2001"]
+    # The placeholder waits for its download and is not rejected; the .part is never touched.
+    assert set(inbox.pending) == {"Next Film.mkv"}
+    assert placeholder.exists() and not (inbox.folder / "rejected").exists()
+
+    assert inbox.evaluate().run_requests == [] and inbox.added == []
+    [event] = inbox.events()
+    assert event["action"] == "registered" and event["title"] == "dil_chahta_hai_2001"
+    assert event["run_key"] == run.run_key and event["asset"] == "inbox"
+
+
+def test_redropped_or_copied_content_starts_nothing(inbox: Inbox) -> None:
+    film = inbox.folder / "Sholay.wav"
+    film.write_bytes(wav_bytes(2))
+    inbox.settle()
+    [run] = inbox.runs
+
+    film.unlink()
+    assert inbox.evaluate().run_requests == []
+    film.write_bytes(wav_bytes(2))  # the same film dropped again: new mtime, same content
+    bump_mtime(film)
+    assert inbox.settle().run_requests == []
+    assert inbox.events("unchanged")[0]["title"] == run.partition_key
+
+    copy = inbox.folder / "season 1" / "Sholay (copy).wav"
+    copy.parent.mkdir()
+    copy.write_bytes(wav_bytes(2))
+    assert inbox.settle().run_requests == [] and inbox.added == []
+    [dup] = inbox.events("duplicate")
+    assert dup["title"] == run.partition_key and dup["path"] == str(copy)
+    assert [t.key for t in TitleRegistry(inbox.home / "titles").all()] == [run.partition_key]
+    # Later evaluations skip both files without hashing: nothing pending, nothing new.
+    assert inbox.evaluate().run_requests == [] and inbox.pending == {}
+    assert len(inbox.events()) == 3
+
+
+def test_changed_file_under_the_same_name_runs_again_with_the_same_key(inbox: Inbox) -> None:
+    film = inbox.folder / "Lagaan.wav"
+    film.write_bytes(wav_bytes(3))
+    inbox.settle()
+    [first] = inbox.runs
+
+    film.write_bytes(wav_bytes(4, seconds=0.7))  # a better copy replaces the old one
+    bump_mtime(film)
+    assert inbox.evaluate().run_requests == []
+    inbox.evaluate()
+    [second] = inbox.runs
+    assert second.partition_key == first.partition_key == "lagaan"
+    assert second.run_key != first.run_key
+    assert inbox.added == []  # the partition exists already
+    assert inbox.events("changed")[0]["message"].startswith("content changed")
+
+
+def test_sidecars_are_taken_with_their_media_and_rerun_when_edited(inbox: Inbox) -> None:
+    film = inbox.folder / "Swades.wav"
+    sidecar = inbox.folder / "Swades.json"
+    film.write_bytes(wav_bytes(5))
+    sidecar.write_text('{"language": "hi"', encoding="utf-8")
+    inbox.evaluate()
+    sidecar.write_text('{"language": "hi", "characters": ["Mohan"]}', encoding="utf-8")
+    bump_mtime(sidecar)
+    assert inbox.evaluate().run_requests == []  # the media waits for its sidecar
+    inbox.evaluate()
+    [first] = inbox.runs
+    assert first.partition_key == "swades" and not first.run_key.endswith(":-")
+
+    bump_mtime(sidecar)  # touched, same content: nothing to do
+    assert inbox.settle().run_requests == []
+    (inbox.folder / "Swades.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
+    assert inbox.settle().run_requests != []
+    [second] = inbox.runs
+    sidecar.write_text('{"language": "hi", "characters": ["Mohan", "Gita"]}', encoding="utf-8")
+    bump_mtime(sidecar)
+    assert inbox.evaluate().run_requests == []
+    inbox.evaluate()
+    [third] = inbox.runs
+    assert {first.partition_key, second.partition_key, third.partition_key} == {"swades"}
+    assert len({first.run_key, second.run_key, third.run_key}) == 3
+    assert inbox.evaluate().run_requests == []
+
+
+def test_unusable_files_are_rejected_and_media_is_recognised_by_content(inbox: Inbox) -> None:
+    text = inbox.folder / "Film.mkv"
+    text.write_text("Shopping list\n- milk\n- rice\n" * 40, encoding="utf-8")
+    (inbox.folder / "Film.json").write_text('{"title": "Film"}', encoding="utf-8")
+    noise = inbox.folder / "sub" / "x.mp4"
+    noise.parent.mkdir()
+    noise.write_bytes(np.random.default_rng(1).bytes(64 * 1024))
+    clip = inbox.folder / "clip.bin"
+    clip.write_bytes(wav_bytes(6))
+
+    inbox.settle()
+    [run] = inbox.runs
+    assert run.partition_key == "clip"
+    rejected = inbox.folder / "rejected"
+    assert not text.exists() and not noise.exists()
+    assert (rejected / "Film.mkv").read_bytes().startswith(b"Shopping list")
+    assert (rejected / "Film.json").exists() and not (inbox.folder / "Film.json").exists()
+    note = (rejected / "Film.error.txt").read_text()
+    assert "NotMediaError" in note and "not an audio or video file" in note and str(text) in note
+    assert "NotMediaError" in (rejected / "sub" / "x.error.txt").read_text()
+    assert (rejected / "sub" / "x.mp4").exists()
+
+    store = EventStore(inbox.home / "events", inbox.home / "cpw.duckdb")
+    errors = store.read("input_errors").sort("path").to_dicts()
+    assert [(e["path"], e["error_class"], e["asset"]) for e in errors] == [
+        (str(text), "NotMediaError", "inbox"), (str(noise), "NotMediaError", "inbox")]
+    assert {e["path"] for e in inbox.events("rejected")} == {str(text), str(noise)}
+
+    # The same mistake again: kept beside the first, nothing overwritten.
+    text.write_text("still not a film\n", encoding="utf-8")
+    assert inbox.settle().run_requests == []
+    assert (rejected / "Film (2).mkv").read_text() == "still not a film\n"
+    assert "NotMediaError" in (rejected / "Film (2).error.txt").read_text()
+    assert inbox.pending == {} and inbox.evaluate().run_requests == []
+
+
+def test_a_garbled_cursor_only_delays(inbox: Inbox) -> None:
+    (inbox.folder / "a.wav").write_bytes(wav_bytes(7))
+    inbox.evaluate()
+    inbox.cursor = "{not json"
+    assert inbox.evaluate().run_requests == []
+    assert json.loads(inbox.cursor)["pending"] == {"a.wav": [
+        (inbox.folder / "a.wav").stat().st_size, (inbox.folder / "a.wav").stat().st_mtime_ns]}
+    assert len(inbox.evaluate().run_requests) == 1
+
+
+def test_thousand_files(inbox: Inbox, monkeypatch) -> None:
+    monkeypatch.setenv("CPW_INBOX_MAX_NEW_PER_TICK", "1000")
+    for i in range(1000):
+        folder = inbox.folder / f"season {i // 100:02d}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"episode {i:04d}.wav").write_bytes(wav_bytes(i, seconds=0.5))
+
+    started = time.perf_counter()
+    assert inbox.evaluate().run_requests == []
+    first = time.perf_counter() - started
+    assert len(inbox.pending) == 1000
+
+    started = time.perf_counter()
+    inbox.evaluate()
+    second = time.perf_counter() - started
+    assert len(inbox.runs) == 1000 and len(set(inbox.added)) == 1000
+    assert len({r.run_key for r in inbox.runs}) == 1000 and inbox.pending == {}
+
+    started = time.perf_counter()
+    assert inbox.evaluate().run_requests == []
+    third = time.perf_counter() - started
+    print(f"\n1,000 files: observe {first:.2f} s, take all {second:.2f} s, "
+          f"steady state {third:.2f} s")
+    assert second < 45, "one evaluation must stay well inside Dagster's 60 s sensor limit"
+    assert third < 5
+
+
+def test_budget_leaves_the_rest_for_the_next_tick(inbox: Inbox, monkeypatch) -> None:
+    monkeypatch.setenv("CPW_INBOX_MAX_NEW_PER_TICK", "3")
+    for i in range(5):
+        (inbox.folder / f"f{i}.wav").write_bytes(wav_bytes(100 + i))
+    inbox.settle()
+    assert len(inbox.runs) == 3 and len(inbox.pending) == 2
+    inbox.evaluate()  # the deferred ones kept their observation: taken at once
+    assert len(inbox.runs) == 2 and inbox.pending == {}
+
+
+def test_time_budget_defers_but_always_makes_progress(inbox: Inbox) -> None:
+    for i in range(4):
+        (inbox.folder / f"g{i}.wav").write_bytes(wav_bytes(200 + i))
+    (inbox.folder / ".DS_Store").write_bytes(b"\0" * 10)  # hidden: never looked at
+    registry = TitleRegistry(inbox.home / "titles")
+    now = [0.0]
+
+    def clock() -> float:  # every look at the clock costs a second
+        now[0] += 1.0
+        return now[0]
+
+    observed = evaluate_inbox(inbox.folder, registry, Cursor(), max_new=100, time_budget_s=0.0)
+    assert set(observed.cursor.pending) == {f"g{i}.wav" for i in range(4)}
+    tick = evaluate_inbox(inbox.folder, registry, observed.cursor, max_new=100,
+                          time_budget_s=0.0, clock=clock)
+    assert len(tick.runs) == 1 and tick.counts["deferred"] == 3
+    tick = evaluate_inbox(inbox.folder, registry, tick.cursor, max_new=100,
+                          time_budget_s=1.5, clock=clock)
+    assert len(tick.runs) == 2 and len(tick.cursor.pending) == 1

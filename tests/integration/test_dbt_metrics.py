@@ -41,3 +41,30 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
         assert stage == [("r2", 8.0, 5.0)]
         # The pipeline's own views sit beside dbt's models in the same file.
         assert con.execute("select count(*) from runs").fetchone() == (3,)
+
+
+def test_metrics_models_retry_while_an_analyst_holds_the_file(tmp_path: Path, instance) -> None:
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "cpw"
+    store = EventStore(home / "events", home / "cpw.duckdb")
+    store.ensure_views()
+    store.append("runs", [{"status": "success", "cues": 1}], run_id="r", title="t",
+                 asset="subtitles")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys, time\n"
+        f"con = duckdb.connect({str(home / 'cpw.duckdb')!r}, read_only=True)\n"
+        "print('open', flush=True)\n"
+        "time.sleep(10)\n"
+    )], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "open"
+    started = time.monotonic()
+    result = materialize([metrics_models], instance=instance,
+                         resources={"cpw": CpwResource(home=str(home))})
+    holder.wait()
+    assert result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert failures, "the first build should have met the lock and been retried"
+    assert time.monotonic() - started < 60

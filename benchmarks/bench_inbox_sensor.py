@@ -19,32 +19,17 @@ after 20 s, so the figures that matter are (2) and (3) against those limits.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def wav_bytes(seed: int, seconds: float = 0.5, rate: int = 16000) -> bytes:
-    t = np.arange(int(seconds * rate)) / rate
-    samples = (0.2 * np.sin(2 * np.pi * (200 + seed % 997) * t) * 32767).astype("<i2")
-    samples[:4] = np.frombuffer(int(seed).to_bytes(8, "little"), dtype="<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return buffer.getvalue()
+from tests.media_fixtures import wav_bytes  # noqa: E402
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ the test when that folder is not present (see ``/work/shared/data/README.md``).
 
 from __future__ import annotations
 
+import io
 import shutil
 import wave
 from fractions import Fraction
@@ -165,3 +166,18 @@ def _encode_audio(path: Path, codec: str, seconds: float, rate: int = 48000) -> 
 def _cut(path: Path, keep: float) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
+
+
+def wav_bytes(seed: int, seconds: float = 0.5, rate: int = 16000) -> bytes:
+    """A short mono 16 kHz WAV whose samples depend on ``seed`` (distinct content per seed)."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.2 * np.sin(2 * np.pi * (200 + seed % 997) * t)
+    samples = (tone * 32767).astype("<i2")
+    samples[:4] = np.frombuffer(int(seed).to_bytes(8, "little"), dtype="<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return buffer.getvalue()

@@ -6,11 +6,9 @@ does after a restart, and applies the partition additions the daemon would apply
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,21 +21,7 @@ from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.store import EventStore
 from cpw_resources.titles import TitleRegistry
 from cpw_sensors.inbox import Cursor, evaluate_inbox, inbox_sensor
-
-
-def wav_bytes(seed: int, seconds: float = 0.5, rate: int = 16000) -> bytes:
-    """A short mono 16 kHz WAV whose samples depend on ``seed`` (distinct content per seed)."""
-    t = np.arange(int(seconds * rate)) / rate
-    tone = 0.2 * np.sin(2 * np.pi * (200 + seed % 997) * t)
-    samples = (tone * 32767).astype("<i2")
-    samples[:4] = np.frombuffer(int(seed).to_bytes(8, "little"), dtype="<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return buffer.getvalue()
+from tests.media_fixtures import wav_bytes
 
 
 def bump_mtime(path: Path, seconds: float = 10.0) -> None:

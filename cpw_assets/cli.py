@@ -41,7 +41,8 @@ def _register(paths: Sequence[str]) -> list[str]:
 
     settings = Settings()
     registry = TitleRegistry(settings.titles_dir)
-    keys = [registry.register(Path(p)).key for p in paths]
+    registered = registry.register_many([Path(p) for p in paths])
+    keys = [registered[Path(p)].key for p in paths]
     with _instance(settings) as instance:
         known = set(instance.get_dynamic_partitions(titles.name))
         new = [k for k in dict.fromkeys(keys) if k not in known]

@@ -11,6 +11,7 @@ from functools import cached_property
 
 from dagster import ConfigurableResource
 
+from cpw_resources.reliability import Policy, Reliability
 from cpw_resources.settings import Settings
 from cpw_resources.store import EventStore
 from cpw_resources.titles import TitleRegistry
@@ -44,3 +45,15 @@ class CpwResource(ConfigurableResource):
     @cached_property
     def registry(self) -> TitleRegistry:
         return TitleRegistry(self.settings.titles_dir)
+
+    def reliability(self, *, run_id: str, title: str, asset: str) -> Reliability:
+        """The reliability layer, recording each outside call as an ``api_calls`` event."""
+        settings = self.settings
+        policy = Policy(fail_max=settings.breaker_fail_max,
+                        reset_timeout_s=settings.breaker_reset_timeout_s,
+                        deadline_s=settings.call_deadline_s)
+
+        def record(event: dict) -> None:
+            self.store.append("api_calls", [event], run_id=run_id, title=title, asset=asset)
+
+        return Reliability(settings.breakers_dir, policy, on_event=record)

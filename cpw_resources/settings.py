@@ -87,6 +87,26 @@ class Settings(BaseSettings):
         "all runs; 1 suits a CPU, raise it for a GPU with memory to spare.",
     )
 
+    breaker_fail_max: int = Field(
+        5, ge=1, description="Failed calls in a row that open a service's circuit breaker."
+    )
+    breaker_reset_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds an open breaker waits before one trial call."
+    )
+    http_connect_timeout_s: float = Field(
+        5.0, gt=0, description="Connect timeout of every outside HTTP call."
+    )
+    http_read_timeout_s: float = Field(
+        30.0, gt=0, description="Read timeout of every outside HTTP call."
+    )
+    call_deadline_s: float = Field(
+        120.0, gt=0, description="Most seconds one outside call may take, retries included."
+    )
+    tmdb_base_url: str = Field(
+        "https://api.themoviedb.org/3", description="TMDB API v3 base URL (tests point it "
+        "at a local server)."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -119,6 +139,14 @@ class Settings(BaseSettings):
     @property
     def inbox_dir(self) -> Path:
         return (self.inbox.expanduser().resolve() if self.inbox else self.home_dir / "inbox")
+
+    @property
+    def breakers_dir(self) -> Path:
+        return self.home_dir / "breakers"
+
+    @property
+    def responses_dir(self) -> Path:
+        return self.home_dir / "responses"
 
     @property
     def models_cache_dir(self) -> Path:

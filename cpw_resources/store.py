@@ -79,6 +79,16 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "avg_compression_ratio": pl.Float64(),
         "wer": pl.Float64(),
     },
+    "api_calls": {
+        "service": pl.String(),
+        "operation": pl.String(),
+        "http_status": pl.Int64(),
+        "attempts": pl.Int64(),
+        "latency_ms": pl.Float64(),
+        "breaker_state": pl.String(),
+        "error_class": pl.String(),
+        "outcome": pl.String(),
+    },
     "run_failures": {
         "step": pl.String(),
         "error_class": pl.String(),

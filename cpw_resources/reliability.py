@@ -1,0 +1,316 @@
+"""The one way out of the process: circuit breakers, retry policies and timeouts per service.
+
+Every call to an outside service (TMDB, OpenAI, Anthropic, an OpenAI-compatible server) goes
+through :meth:`Reliability.call`:
+
+- a pybreaker circuit breaker per service (CLOSED → OPEN after ``fail_max`` failures → HALF_OPEN
+  after ``reset_timeout`` → CLOSED after a success). Its state lives in a small locked file per
+  service (:class:`FileBreakerStorage`), so every process on the machine shares it: a run that
+  starts while a provider is down fails fast instead of retrying. pybreaker's Redis storage
+  can replace it for several machines;
+- a tenacity retry policy chosen by the error's class: network errors and timeouts 3 retries
+  with exponential backoff and jitter; 429 rate limits 5 retries honouring ``Retry-After`` /
+  rate-limit reset headers; 5xx 3 retries; exhausted quota, authentication and other 4xx no
+  retry. Callers switch their SDK's own retries off so this is the one policy;
+- an overall deadline, on top of the connect/read timeouts each client sets;
+- one ``api_calls`` event per call (service, operation, status, attempts, latency, breaker
+  state, error class) through the ``on_event`` callback.
+
+Errors come out as :class:`ServiceError` with a ``kind``; messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pybreaker
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from cpw_resources.errors import CpwError
+
+T = TypeVar("T")
+
+NETWORK, TIMEOUT, RATE_LIMIT, QUOTA, AUTH, CLIENT, SERVER, MALFORMED, BREAKER_OPEN = (
+    "network", "timeout", "rate_limit", "quota", "auth", "client", "server", "malformed",
+    "breaker_open",
+)
+# Retries after the first attempt, by kind; kinds not listed are not retried.
+RETRIES = {NETWORK: 3, TIMEOUT: 3, SERVER: 3, MALFORMED: 1, RATE_LIMIT: 5}
+# Kinds that say nothing about the service's health (our request was wrong).
+NOT_A_SERVICE_FAILURE = {CLIENT}
+_SECRET_PATTERNS = [
+    re.compile(r"(sk-[A-Za-z0-9_\-]{6})[A-Za-z0-9_\-]+"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]+"),
+    re.compile(r"(?i)((?:api[_-]?key|access_token|token)=)[^&\s]+"),
+]
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with secrets (and anything shaped like a key or token) masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + "***", text)
+    return text
+
+
+class ServiceError(CpwError):
+    """A call to an outside service failed; ``kind`` decides retry and breaker behaviour."""
+
+    def __init__(self, service: str, operation: str, kind: str, message: str, *,
+                 status: int | None = None, retry_after: float | None = None) -> None:
+        self.service, self.operation, self.kind = service, operation, kind
+        self.status, self.retry_after = status, retry_after
+        self.attempts = 1
+        where = f"{service} {operation}" + (f" (HTTP {status})" if status else "")
+        super().__init__(f"{where}: {kind.replace('_', ' ')}: {redact(message)}")
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds to wait from Retry-After (seconds or HTTP date) or x-ratelimit-reset headers."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+            except (TypeError, ValueError):
+                return None
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset", "ratelimit-reset"):
+        reset = headers.get(name)
+        if reset:
+            match = re.fullmatch(r"(?:(\d+)m)?(\d+(?:\.\d+)?)(ms|s)?", reset.strip())
+            if match:
+                minutes, amount, unit = match.groups()
+                seconds = float(amount) / (1000 if unit == "ms" else 1)
+                return seconds + 60 * int(minutes or 0)
+    return None
+
+
+def kind_for_status(status: int, body: str = "") -> str:
+    lowered = body.lower()
+    if status == 429:
+        return QUOTA if ("insufficient_quota" in lowered or "quota" in lowered
+                         and "exceeded your current quota" in lowered) else RATE_LIMIT
+    if status in (401, 403):
+        return AUTH
+    if status == 402:
+        return QUOTA
+    if status == 408:
+        return TIMEOUT
+    if status >= 500:
+        return SERVER
+    return CLIENT
+
+
+def classify(exc: BaseException, service: str, operation: str) -> ServiceError:
+    """Map httpx / OpenAI / Anthropic / JSON errors to a ServiceError with a kind."""
+    if isinstance(exc, ServiceError):
+        return exc
+    import httpx
+
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        body = ""
+        try:
+            body = response.text[:300] if response is not None else ""
+        except Exception:  # a streamed or closed body
+            body = ""
+        return ServiceError(service, operation, kind_for_status(status, body), body or str(exc),
+                            status=status, retry_after=retry_after_seconds(
+                                getattr(response, "headers", None)))
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException) or "Timeout" in name:
+        return ServiceError(service, operation, TIMEOUT, f"no answer in time ({name})")
+    if isinstance(exc, httpx.TransportError) or name in ("APIConnectionError", "ConnectionError"):
+        return ServiceError(service, operation, NETWORK, f"{name}: {exc}")
+    if isinstance(exc, ValueError | KeyError | TypeError) or name == "APIResponseValidationError":
+        return ServiceError(service, operation, MALFORMED, f"unexpected reply ({name}: {exc})")
+    return ServiceError(service, operation, NETWORK, f"{name}: {exc}")
+
+
+class FileBreakerStorage(pybreaker.CircuitBreakerStorage):
+    """Breaker state in ``<dir>/<service>.json``, shared by every process through flock."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path.stem)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        with open(self.path.with_suffix(".lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                data = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                data = {}
+            before = dict(data)
+            yield data
+            if data != before:
+                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(data))
+                os.replace(tmp, self.path)
+
+    def _get(self, key: str, default: Any) -> Any:
+        with self._locked() as data:
+            return data.get(key, default)
+
+    def _set(self, key: str, value: Any) -> None:
+        with self._locked() as data:
+            data[key] = value
+
+    def _add(self, key: str) -> None:
+        with self._locked() as data:
+            data[key] = data.get(key, 0) + 1
+
+    @property
+    def state(self) -> str:
+        return self._get("state", pybreaker.STATE_CLOSED)
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._set("state", state)
+
+    def increment_counter(self) -> None:
+        self._add("fail_counter")
+
+    def reset_counter(self) -> None:
+        self._set("fail_counter", 0)
+
+    def increment_success_counter(self) -> None:
+        self._add("success_counter")
+
+    def reset_success_counter(self) -> None:
+        self._set("success_counter", 0)
+
+    @property
+    def counter(self) -> int:
+        return self._get("fail_counter", 0)
+
+    @property
+    def success_counter(self) -> int:
+        return self._get("success_counter", 0)
+
+    @property
+    def opened_at(self) -> datetime | None:
+        value = self._get("opened_at", None)
+        return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+    @opened_at.setter
+    def opened_at(self, value: datetime) -> None:
+        self._set("opened_at", value.timestamp())
+
+
+@dataclass(frozen=True)
+class Policy:
+    fail_max: int = 5
+    reset_timeout_s: float = 60.0
+    base_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    deadline_s: float = 120.0  # a whole call, retries included
+
+
+class Reliability:
+    """Breakers shared through ``state_dir`` and the retry policies; one per process is enough."""
+
+    def __init__(self, state_dir: Path, policy: Policy = Policy(), *,
+                 on_event: Callable[[dict[str, Any]], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.state_dir = Path(state_dir)
+        self.policy = policy
+        self.on_event = on_event
+        self.sleep = sleep
+        self._breakers: dict[str, pybreaker.CircuitBreaker] = {}
+
+    def breaker(self, service: str) -> pybreaker.CircuitBreaker:
+        if service not in self._breakers:
+            self._breakers[service] = pybreaker.CircuitBreaker(
+                fail_max=self.policy.fail_max,
+                reset_timeout=self.policy.reset_timeout_s,
+                exclude=[lambda e: isinstance(e, ServiceError)
+                         and e.kind in NOT_A_SERVICE_FAILURE],
+                state_storage=FileBreakerStorage(self.state_dir / f"{service}.json"),
+                name=service,
+                # Callers see the error that tripped the breaker, not a generic one.
+                throw_new_error_on_trip=False,
+            )
+        return self._breakers[service]
+
+    def state(self, service: str) -> str:
+        return self.breaker(service).current_state
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, ServiceError) and error.retry_after is not None:
+            return min(error.retry_after, self.policy.max_backoff_s)
+        backoff = self.policy.base_backoff_s * 2 ** (state.attempt_number - 1)
+        return min(self.policy.max_backoff_s, backoff) * random.uniform(0.5, 1.0)
+
+    def call(self, service: str, operation: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` under ``service``'s breaker and retry policy; raise ServiceError."""
+        breaker = self.breaker(service)
+        started = time.perf_counter()
+        attempts = 0
+
+        def classified() -> T:
+            # Classify inside the breaker so it can tell our bad requests from outages.
+            try:
+                return fn()
+            except Exception as exc:
+                raise classify(exc, service, operation) from exc
+
+        def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return breaker.call(classified)
+            except pybreaker.CircuitBreakerError as exc:
+                raise ServiceError(service, operation, BREAKER_OPEN,
+                                   "circuit breaker is open; not calling until it resets"
+                                   ) from exc
+
+        def should_retry(exc: BaseException) -> bool:
+            if not isinstance(exc, ServiceError) or exc.kind not in RETRIES:
+                return False
+            spent = time.perf_counter() - started
+            return attempts <= RETRIES[exc.kind] and spent < self.policy.deadline_s
+
+        retrying = Retrying(retry=retry_if_exception(should_retry), wait=self._wait,
+                            sleep=self.sleep, reraise=True)
+        status, error = None, None
+        try:
+            result = retrying(attempt)
+            status = getattr(result, "status_code", None)
+            return result
+        except ServiceError as exc:
+            exc.attempts = attempts
+            status, error = exc.status, exc
+            raise
+        finally:
+            if self.on_event is not None:
+                self.on_event({
+                    "service": service, "operation": operation, "http_status": status,
+                    "attempts": attempts,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "breaker_state": breaker.current_state,
+                    "error_class": error.kind if error else None,
+                    "outcome": "ok" if error is None else "failed",
+                })

@@ -1,0 +1,170 @@
+"""The reliability layer against a real HTTP server on 127.0.0.1 with injected faults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cpw_resources.reliability import Policy, Reliability, ServiceError, redact
+from tests.fake_service import fake_service, hang, malformed, ok, reset, status
+
+SECRET = "sk-test-abcdefghijklmnopqrstuvwxyz0123"
+
+
+@pytest.fixture
+def server():
+    with fake_service() as service:
+        yield service
+
+
+@pytest.fixture
+def waits() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def layer(tmp_path: Path, waits: list[float]):
+    events: list[dict] = []
+    rel = Reliability(tmp_path / "breakers", Policy(fail_max=50, reset_timeout_s=0.5),
+                      on_event=events.append, sleep=waits.append)
+    rel.events = events
+    return rel
+
+
+def _get(server, read_timeout: float = 2.0):
+    def call():
+        with httpx.Client(timeout=httpx.Timeout(read_timeout, connect=1.0),
+                          headers={"Authorization": f"Bearer {SECRET}"}) as client:
+            response = client.get(server.url + "/v1/thing")
+            response.raise_for_status()
+            return response.json()
+    return call
+
+
+def test_rate_limit_honours_retry_after(server, layer, waits):
+    server.program(status(429, retry_after="3"), status(429, x_ratelimit_reset="1.5s"), ok())
+    assert layer.call("openai", "chat", _get(server)) == {"ok": True}
+    assert waits == [3.0, 1.5]
+    assert layer.events[-1]["attempts"] == 3 and layer.events[-1]["outcome"] == "ok"
+
+
+def test_rate_limit_gives_up_after_five_retries(server, layer, waits):
+    server.program(status(429, retry_after="1"))
+    with pytest.raises(ServiceError) as info:
+        layer.call("openai", "chat", _get(server))
+    assert info.value.kind == "rate_limit" and info.value.attempts == 6
+    assert len(server.requests) == 6
+
+
+@pytest.mark.parametrize("code", [500, 502, 503])
+def test_server_errors_retry_three_times_with_backoff(server, layer, waits, code):
+    server.program(status(code))
+    with pytest.raises(ServiceError) as info:
+        layer.call("tmdb", "search", _get(server))
+    assert info.value.kind == "server" and info.value.status == code
+    assert len(server.requests) == 4
+    assert len(waits) == 3 and waits[0] < waits[1] < waits[2] <= 30  # exponential with jitter
+    server.program(status(code), ok())
+    assert layer.call("tmdb", "search", _get(server)) == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        (status(401, {"error": f"invalid api key {SECRET}"}), "auth"),
+        (status(403), "auth"),
+        (status(429, {"error": {"type": "insufficient_quota",
+                                "message": "You exceeded your current quota"}}), "quota"),
+        (status(404), "client"),
+        (status(400), "client"),
+    ],
+)
+def test_no_retry_for_auth_quota_and_other_4xx(server, layer, waits, fault, kind):
+    server.program(fault)
+    with pytest.raises(ServiceError) as info:
+        layer.call("openai", "chat", _get(server))
+    assert info.value.kind == kind and len(server.requests) == 1 and waits == []
+    assert SECRET not in str(info.value) and SECRET[:12] not in str(info.value)
+
+
+def test_connection_reset_is_a_network_error_retried(server, layer, waits):
+    server.program(reset(), reset(), ok())
+    assert layer.call("anthropic", "messages", _get(server)) == {"ok": True}
+    assert len(server.requests) == 3
+
+
+def test_hung_server_ends_within_the_timeout_budget(server, layer):
+    server.program(hang(30))
+    started = time.monotonic()
+    with pytest.raises(ServiceError) as info:
+        layer.call("openai", "chat", _get(server, read_timeout=0.3))
+    assert info.value.kind == "timeout" and info.value.attempts == 4
+    assert time.monotonic() - started < 4  # 4 attempts × 0.3 s, the waits are recorded only
+
+
+def test_malformed_json_is_retried_once_then_reported(server, layer):
+    server.program(malformed())
+    with pytest.raises(ServiceError) as info:
+        layer.call("openai", "chat", _get(server))
+    assert info.value.kind == "malformed" and len(server.requests) == 2
+
+
+def test_breaker_opens_fails_fast_across_processes_and_recovers(server, tmp_path):
+    waits: list[float] = []
+    events: list[dict] = []
+    rel = Reliability(tmp_path / "breakers", Policy(fail_max=3, reset_timeout_s=1.0),
+                      on_event=events.append, sleep=waits.append)
+    server.program(status(503))
+    with pytest.raises(ServiceError):
+        rel.call("tmdb", "search", _get(server))
+    assert rel.state("tmdb") == "open" and len(server.requests) == 3
+
+    started = time.perf_counter()
+    with pytest.raises(ServiceError) as info:
+        rel.call("tmdb", "search", _get(server))
+    assert info.value.kind == "breaker_open"
+    assert (time.perf_counter() - started) < 0.010
+    assert len(server.requests) == 3
+
+    # Another process sees the same open breaker and does not call either.
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from cpw_resources.reliability import Reliability, Policy, ServiceError\n"
+        f"rel = Reliability(Path({str(tmp_path / 'breakers')!r}), Policy(fail_max=3,"
+        " reset_timeout_s=1.0))\n"
+        "t = time.perf_counter()\n"
+        "try:\n"
+        "    rel.call('tmdb', 'search', lambda: 1 / 0)\n"
+        "except ServiceError as e:\n"
+        "    print(e.kind, rel.state('tmdb'), round((time.perf_counter() - t) * 1000, 2))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.split()
+    assert out[:2] == ["breaker_open", "open"] and float(out[2]) < 10
+
+    time.sleep(1.1)  # reset timeout: the next call is the half-open trial
+    server.program(ok())
+    assert rel.call("tmdb", "search", _get(server)) == {"ok": True}
+    assert rel.state("tmdb") == "closed"
+    assert [e["outcome"] for e in events] == ["failed", "failed", "ok"]
+    assert events[1]["breaker_state"] == "open" and events[1]["error_class"] == "breaker_open"
+
+
+def test_client_errors_do_not_trip_the_breaker(server, tmp_path):
+    rel = Reliability(tmp_path / "b", Policy(fail_max=2), sleep=lambda s: None)
+    server.program(status(404))
+    for _ in range(4):
+        with pytest.raises(ServiceError):
+            rel.call("tmdb", "movie", _get(server))
+    assert rel.state("tmdb") == "closed"
+
+
+def test_redact_masks_keys_and_tokens():
+    text = redact(f"key {SECRET} Bearer abc.def-123 url?api_key=XYZ&x=1", ("XYZ",))
+    assert SECRET not in text and "abc.def-123" not in text and "XYZ" not in text

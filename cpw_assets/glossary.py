@@ -1,21 +1,41 @@
-"""``glossary``: names and terms from sidecars, counted in the transcript."""
+"""``glossary``: names and terms from sidecars and TMDB, counted in the transcript.
 
+TMDB is optional: without ``TMDB_API_KEY`` / ``TMDB_READ_ACCESS_TOKEN`` the sidecar JSON is
+the source and the metadata says so. When TMDB fails (down, rate-limited past the retries,
+bad key, breaker open), the title still gets its glossary without TMDB names: the degradation
+is a ``degradations`` event, asset metadata, and a warning from the ``tmdb_names`` check; the
+result is not cached, so the next run asks TMDB again.
+"""
 
 import json
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    asset,
+)
 
 from cpw_assets.partitions import titles
-from cpw_assets.stage import stage
+from cpw_assets.stage import Stage, stage
 from cpw_assets.transcript import transcript
 from cpw_resources.atomic import write_json
 from cpw_resources.cache import sha256_file
 from cpw_resources.dagster_resource import CpwResource
-from cpw_resources.glossary import build_glossary, sidecar
+from cpw_resources.glossary import Term, build_glossary, cast_terms, read_title_metadata, sidecar
 from cpw_resources.records import read_segments
+from cpw_resources.reliability import ServiceError
+from cpw_resources.tmdb import TmdbClient, title_and_year
 
 
-@asset(partitions_def=titles, group_name="language", deps=[transcript])
+@asset(
+    partitions_def=titles,
+    group_name="language",
+    deps=[transcript],
+    check_specs=[AssetCheckSpec("tmdb_names", asset="glossary")],
+)
 def glossary(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
     """Character names and terms for this title and how often the transcript says them."""
     with stage(context, cpw, "glossary") as st:
@@ -23,19 +43,54 @@ def glossary(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeRes
                     if (p := sidecar(st.title.media, suffix)).is_file()]
         st.timer.inputs.extend(sidecars)
         output = st.artifact("glossary.json", output=True)
+        client = TmdbClient.from_env(st.settings, cpw.reliability(
+            run_id=context.run_id, title=st.key, asset="glossary"))
         result = st.reuse(transcript=st.input_hash("transcript.json"),
-                          sidecars={p.name: sha256_file(p) for p in sidecars})
+                          sidecars={p.name: sha256_file(p) for p in sidecars},
+                          tmdb=client is not None)
         if result is None:
+            extra, tmdb = _tmdb_terms(st, client)
             segments = read_segments(json.loads(st.artifact("transcript.json").read_text()))
-            built = build_glossary(st.title.media, segments)
+            built = build_glossary(st.title.media, segments, extra)
             write_json(output, built)
-            if not built["sources"]:
-                context.log.info("no sidecar JSON or glossary TSV beside the media; "
-                                 "glossary holds only names found in the transcript")
-            result = st.save({
+            result = {
                 "terms": len(built["terms"]),
                 "terms_found": len(built["found_terms"]),
                 "candidate_names": len(built["candidate_names"]),
+                "tmdb_names": len(extra),
                 "sources": ", ".join(built["sources"]) or "transcript only",
-            })
-    return MaterializeResult(metadata=st.metadata(result))
+                "tmdb": tmdb,
+            }
+            if not tmdb.startswith("failed"):
+                st.save(result)
+    degraded = result["tmdb"].startswith("failed")
+    return MaterializeResult(
+        metadata=st.metadata(result),
+        check_results=[AssetCheckResult(
+            check_name="tmdb_names", passed=not degraded, severity=AssetCheckSeverity.WARN,
+            description="TMDB names were added, or TMDB is not configured",
+            metadata={"tmdb": result["tmdb"]},
+        )],
+    )
+
+
+def _tmdb_terms(st: Stage, client: TmdbClient | None) -> tuple[list[Term], str]:
+    """TMDB character/actor names and a one-line status for the metadata."""
+    if client is None:
+        return [], "not configured (no TMDB_API_KEY or TMDB_READ_ACCESS_TOKEN): sidecar JSON only"
+    metadata, _ = read_title_metadata(st.title.media)
+    title, year = title_and_year(metadata, st.title.media)
+    tmdb_id = int(metadata["tmdb_id"]) if metadata.get("tmdb_id") else None
+    try:
+        found_id, cast = client.film_cast(title, year, tmdb_id)
+    except ServiceError as error:
+        st.record("degradations", [{"service": "tmdb", "kind": error.kind,
+                                    "message": str(error), "fallback": "glossary without "
+                                    "TMDB names"}])
+        st.context.log.warning(f"TMDB unavailable, glossary without TMDB names: {error}")
+        return [], f"failed ({error.kind}): glossary without TMDB names"
+    if found_id is None:
+        return [], f"no TMDB match for {title!r} ({year or 'any year'})"
+    terms = cast_terms(cast)
+    st.context.log.info(f"TMDB {found_id}: {len(terms)} names for {title!r}")
+    return terms, f"ok: TMDB id {found_id}, {len(cast)} cast"

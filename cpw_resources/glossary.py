@@ -137,9 +137,32 @@ def candidate_names(segments: Sequence[Segment], known: set[str]) -> list[dict[s
     ]
 
 
-def build_glossary(media: Path, segments: Sequence[Segment]) -> dict[str, Any]:
+_NOT_A_NAME = {"himself", "herself", "themselves", "self", "narrator", "voice", "uncredited"}
+
+
+def cast_terms(cast: Sequence[dict[str, str]], source: str = "tmdb") -> list[Term]:
+    """Character and actor names from a cast list (``name``, ``character``)."""
+    terms = []
+    for member in cast:
+        for role in re.split(r"\s*/\s*", member.get("character", "")):
+            role = re.sub(r"\s*\(.*?\)", "", role).strip()
+            if role and role.lower() not in _NOT_A_NAME:
+                terms.append(Term(role, kind="character", source=source))
+        if member.get("name"):
+            terms.append(Term(member["name"].strip(), kind="actor", source=source))
+    return terms
+
+
+def build_glossary(media: Path, segments: Sequence[Segment],
+                   extra: Sequence[Term] = ()) -> dict[str, Any]:
+    """Sidecar names and terms first, then ``extra`` (e.g. TMDB) terms not already listed."""
     metadata, names = read_title_metadata(media)
     terms = names + read_glossary_tsv(media)
+    known = {t.term.lower() for t in terms}
+    for term in extra:
+        if term.term.lower() not in known:
+            known.add(term.term.lower())
+            terms.append(term)
     text = " ".join(seg.text for seg in segments)
     words = _WORD.findall(text)
     text_lower = text.lower()

@@ -290,6 +290,8 @@ class Reliability:
         def should_retry(exc: BaseException) -> bool:
             if not isinstance(exc, ServiceError) or exc.kind not in RETRIES:
                 return False
+            if breaker.current_state == pybreaker.STATE_OPEN:
+                return False  # this failure opened it: report it rather than "breaker open"
             spent = time.perf_counter() - started
             return attempts <= RETRIES[exc.kind] and spent < self.policy.deadline_s
 

@@ -89,6 +89,12 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "error_class": pl.String(),
         "outcome": pl.String(),
     },
+    "degradations": {
+        "service": pl.String(),
+        "kind": pl.String(),
+        "message": pl.String(),
+        "fallback": pl.String(),
+    },
     "run_failures": {
         "step": pl.String(),
         "error_class": pl.String(),
@@ -152,7 +158,7 @@ class EventStore:
             records.append({**common, **row})
         frame = pl.DataFrame(records, schema=schema)
         dest = (self.events_dir / table / f"date={now:%Y-%m-%d}"
-                / f"{now:%H%M%S}-{uuid.uuid4().hex}.parquet")
+                / f"{now:%H%M%S%f}-{uuid.uuid4().hex}.parquet")
         write_with(dest, lambda tmp: frame.write_parquet(tmp))
         return dest
 

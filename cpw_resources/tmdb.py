@@ -1,0 +1,110 @@
+"""TMDB API v3 client: a film's cast, so the glossary knows its character and actor names.
+
+Credentials come from the environment, ``TMDB_API_KEY`` (v3 key, sent as the ``api_key``
+parameter) or ``TMDB_READ_ACCESS_TOKEN`` (sent as a Bearer header); neither is ever logged,
+recorded or put in an exception. Every request goes through the reliability layer (breaker
+``tmdb``, retry policies, timeouts). Successful responses are kept under
+``$CPW_HOME/responses/tmdb/`` keyed by request (without credentials), so a re-run does not
+call TMDB again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cpw_resources.atomic import write_json
+from cpw_resources.reliability import MALFORMED, Reliability, ServiceError
+from cpw_resources.settings import Settings
+
+SERVICE = "tmdb"
+MAX_CAST = 40
+_TITLE_YEAR = re.compile(r"^(?P<title>.+?)[\s._-]*[(\[]?(?P<year>(?:19|20)\d{2})[)\]]?\b")
+
+
+def title_and_year(metadata: dict[str, Any], media: Path) -> tuple[str, int | None]:
+    """The sidecar's title/year, else parsed from a name like ``Dil Chahta Hai (2001).mkv``."""
+    if metadata.get("title"):
+        year = metadata.get("year")
+        return str(metadata["title"]), int(year) if year else None
+    match = _TITLE_YEAR.match(media.stem)
+    if match:
+        return match["title"].replace(".", " ").strip(), int(match["year"])
+    return media.stem.replace(".", " ").strip(), None
+
+
+class TmdbClient:
+    def __init__(self, settings: Settings, reliability: Reliability, *,
+                 api_key: str | None = None, read_token: str | None = None) -> None:
+        self.base_url = settings.tmdb_base_url.rstrip("/")
+        self.reliability = reliability
+        self.cache_dir = settings.responses_dir / SERVICE
+        self._api_key, self._read_token = api_key, read_token
+        self._timeout = httpx.Timeout(settings.http_read_timeout_s,
+                                      connect=settings.http_connect_timeout_s)
+
+    @classmethod
+    def from_env(cls, settings: Settings, reliability: Reliability) -> TmdbClient | None:
+        """A client when a TMDB credential is set, else None."""
+        api_key = os.environ.get("TMDB_API_KEY") or None
+        token = os.environ.get("TMDB_READ_ACCESS_TOKEN") or None
+        if not (api_key or token):
+            return None
+        return cls(settings, reliability, api_key=api_key, read_token=token)
+
+    def _get(self, operation: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        request_id = json.dumps([path, sorted(params.items())], default=str)
+        cached = self.cache_dir / f"{hashlib.sha256(request_id.encode()).hexdigest()[:24]}.json"
+        if cached.is_file():
+            return json.loads(cached.read_text())
+
+        def call() -> dict[str, Any]:
+            query = dict(params)
+            headers = {"accept": "application/json"}
+            if self._read_token:
+                headers["authorization"] = f"Bearer {self._read_token}"
+            else:
+                query["api_key"] = self._api_key
+            with httpx.Client(timeout=self._timeout, headers=headers) as client:
+                response = client.get(self.base_url + path, params=query)
+                response.raise_for_status()
+                data = response.json()
+            if not isinstance(data, dict):
+                raise ServiceError(SERVICE, operation, MALFORMED, "reply is not a JSON object")
+            return data
+
+        data = self.reliability.call(SERVICE, operation, call)
+        write_json(cached, data)
+        return data
+
+    def search_movie(self, title: str, year: int | None) -> dict[str, Any] | None:
+        params: dict[str, Any] = {"query": title, "include_adult": "false"}
+        if year:
+            params["year"] = year
+        results = self._get("search_movie", "/search/movie", params).get("results") or []
+        return results[0] if results else None
+
+    def cast(self, movie_id: int) -> list[dict[str, str]]:
+        credits = self._get("movie_credits", f"/movie/{int(movie_id)}/credits", {})
+        people = []
+        for member in (credits.get("cast") or [])[:MAX_CAST]:
+            if isinstance(member, dict) and member.get("name"):
+                people.append({"name": str(member["name"]),
+                               "character": str(member.get("character") or "")})
+        return people
+
+    def film_cast(self, title: str, year: int | None,
+                  tmdb_id: int | None = None) -> tuple[int | None, list[dict[str, str]]]:
+        """(TMDB id, cast) for a film; (None, []) when TMDB does not know it."""
+        if tmdb_id is None:
+            found = self.search_movie(title, year)
+            if found is None or "id" not in found:
+                return None, []
+            tmdb_id = int(found["id"])
+        return tmdb_id, self.cast(tmdb_id)

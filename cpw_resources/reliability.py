@@ -3,8 +3,9 @@
 Every call to an outside service (TMDB, OpenAI, Anthropic, an OpenAI-compatible server) goes
 through :meth:`Reliability.call`:
 
-- a pybreaker circuit breaker per service (CLOSED → OPEN after ``fail_max`` failures → HALF_OPEN
-  after ``reset_timeout`` → CLOSED after a success). Its state lives in a small locked file per
+- a pybreaker circuit breaker per service (CLOSED → OPEN after ``fail_max`` calls in a row
+  failed with their retries spent → HALF_OPEN after ``reset_timeout`` → CLOSED after a
+  successful trial call). Its state lives in a small locked file per
   service (:class:`FileBreakerStorage`), so every process on the machine shares it: a run that
   starts while a provider is down fails fast instead of retrying. pybreaker's Redis storage
   can replace it for several machines;
@@ -270,38 +271,38 @@ class Reliability:
         started = time.perf_counter()
         attempts = 0
 
-        def classified() -> T:
-            # Classify inside the breaker so it can tell our bad requests from outages.
+        def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
             try:
                 return fn()
             except Exception as exc:
                 raise classify(exc, service, operation) from exc
 
-        def attempt() -> T:
-            nonlocal attempts
-            attempts += 1
-            try:
-                return breaker.call(classified)
-            except pybreaker.CircuitBreakerError as exc:
-                raise ServiceError(service, operation, BREAKER_OPEN,
-                                   "circuit breaker is open; not calling until it resets"
-                                   ) from exc
-
         def should_retry(exc: BaseException) -> bool:
             if not isinstance(exc, ServiceError) or exc.kind not in RETRIES:
                 return False
-            if breaker.current_state == pybreaker.STATE_OPEN:
-                return False  # this failure opened it: report it rather than "breaker open"
             spent = time.perf_counter() - started
             return attempts <= RETRIES[exc.kind] and spent < self.policy.deadline_s
 
         retrying = Retrying(retry=retry_if_exception(should_retry), wait=self._wait,
                             sleep=self.sleep, reraise=True)
+
+        def with_retries() -> T:
+            return retrying(attempt)
+
         status, error = None, None
         try:
-            result = retrying(attempt)
+            # The breaker counts calls whose retries are spent, not single attempts: a flaky
+            # service that answers on the second try is healthy; one that never answers is not.
+            result = breaker.call(with_retries)
             status = getattr(result, "status_code", None)
             return result
+        except pybreaker.CircuitBreakerError as exc:
+            error = ServiceError(service, operation, BREAKER_OPEN,
+                                 "circuit breaker is open; not calling until it resets")
+            error.attempts = 0
+            raise error from exc
         except ServiceError as exc:
             exc.attempts = attempts
             status, error = exc.status, exc

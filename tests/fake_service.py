@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +53,8 @@ def malformed() -> Fault:
 class FakeService:
     def __init__(self) -> None:
         self.script: list[Fault] = [ok()]
+        #: When set, picks each reply instead of the script (random faults in benchmarks).
+        self.chooser: Callable[[str], Fault] | None = None
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         service = self
@@ -92,6 +94,8 @@ class FakeService:
         with self._lock:
             self.requests.append({"method": method, "path": path, "headers": headers,
                                   "body": body})
+            if self.chooser is not None:
+                return self.chooser(path)
             return self.script.pop(0) if len(self.script) > 1 else self.script[0]
 
     def program(self, *faults: Fault) -> None:

@@ -72,7 +72,7 @@ def test_tmdb_names_join_the_glossary_and_are_kept(run_title, media_dir, store, 
 
 def test_tmdb_down_degrades_and_the_breaker_then_fails_fast(run_title, media_dir, store, tmdb,
                                                              monkeypatch):
-    monkeypatch.setenv("CPW_BREAKER_FAIL_MAX", "3")
+    monkeypatch.setenv("CPW_BREAKER_FAIL_MAX", "1")
     tmdb.program(status(503))
     run = run_title(_film(media_dir))
     assert run.success
@@ -81,10 +81,10 @@ def test_tmdb_down_degrades_and_the_breaker_then_fails_fast(run_title, media_dir
     assert not _check(run, "tmdb_names").passed
     degradations = store.read("degradations")
     assert degradations["service"].to_list() == ["tmdb"]
-    assert len(tmdb.requests) == 3  # the breaker opened on the third failure
+    assert len(tmdb.requests) == 4  # 3 retries, then the failed call opened the breaker
 
     other = run_title(_film(media_dir, "Ask Not Again (1961).wav"))
-    assert other.success and len(tmdb.requests) == 3
+    assert other.success and len(tmdb.requests) == 4
     kinds = store.read("degradations").sort("ts")["kind"].to_list()
     assert kinds == ["server", "breaker_open"]
     fast = store.read("api_calls").sort("ts")[-1]

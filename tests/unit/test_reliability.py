@@ -120,16 +120,20 @@ def test_breaker_opens_fails_fast_across_processes_and_recovers(server, tmp_path
     rel = Reliability(tmp_path / "breakers", Policy(fail_max=3, reset_timeout_s=1.0),
                       on_event=events.append, sleep=waits.append)
     server.program(status(503))
-    with pytest.raises(ServiceError):
-        rel.call("tmdb", "search", _get(server))
-    assert rel.state("tmdb") == "open" and len(server.requests) == 3
+    for failed_calls in range(1, 4):
+        assert rel.state("tmdb") == "closed"
+        with pytest.raises(ServiceError) as info:
+            rel.call("tmdb", "search", _get(server))
+        assert info.value.kind == "server"  # the real error, also on the call that trips it
+        assert len(server.requests) == 4 * failed_calls  # each call spent its 3 retries
+    assert rel.state("tmdb") == "open"
 
     started = time.perf_counter()
     with pytest.raises(ServiceError) as info:
         rel.call("tmdb", "search", _get(server))
     assert info.value.kind == "breaker_open"
     assert (time.perf_counter() - started) < 0.010
-    assert len(server.requests) == 3
+    assert len(server.requests) == 12
 
     # Another process sees the same open breaker and does not call either.
     code = (
@@ -152,8 +156,17 @@ def test_breaker_opens_fails_fast_across_processes_and_recovers(server, tmp_path
     server.program(ok())
     assert rel.call("tmdb", "search", _get(server)) == {"ok": True}
     assert rel.state("tmdb") == "closed"
-    assert [e["outcome"] for e in events] == ["failed", "failed", "ok"]
-    assert events[1]["breaker_state"] == "open" and events[1]["error_class"] == "breaker_open"
+    assert [e["outcome"] for e in events] == ["failed"] * 4 + ["ok"]
+    assert events[3]["breaker_state"] == "open" and events[3]["error_class"] == "breaker_open"
+    assert events[3]["attempts"] == 0
+
+
+def test_a_flaky_service_that_answers_on_retry_keeps_the_breaker_closed(server, tmp_path):
+    rel = Reliability(tmp_path / "b", Policy(fail_max=2), sleep=lambda s: None)
+    for _ in range(5):
+        server.program(status(503), status(502), ok())
+        assert rel.call("tmdb", "movie", _get(server)) == {"ok": True}
+    assert rel.state("tmdb") == "closed"
 
 
 def test_client_errors_do_not_trip_the_breaker(server, tmp_path):

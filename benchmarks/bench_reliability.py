@@ -31,8 +31,10 @@ from tests.fake_service import fake_service, ok, reset, status  # noqa: E402
 
 
 def replies(path: str):
+    """A distinct film per title, so every title makes its two calls (search, credits)."""
     if "/search/movie" in path:
-        return ok({"results": [{"id": 7}]})
+        title_number = int(path.split("query=Film+")[1].split("&")[0]) if "Film+" in path else 0
+        return ok({"results": [{"id": 1000 + title_number}]})
     return ok({"cast": [{"name": "Actor", "character": "Hero"}]})
 
 

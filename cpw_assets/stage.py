@@ -23,6 +23,7 @@ from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import CpwError, MediaError
 from cpw_resources.monitor import StageTimer
 from cpw_resources.settings import Settings
+from cpw_resources.slots import machine_slot
 from cpw_resources.titles import Title
 
 
@@ -36,6 +37,7 @@ class Stage:
     audio_seconds: float | None = None
     metrics: dict[str, float | int] = field(default_factory=dict)
     cache_hit: bool = False
+    wait_seconds: float = 0.0
     _cache_key: str | None = None
 
     @property
@@ -83,6 +85,18 @@ class Stage:
         stored["__outputs__"] = [p.relative_to(self.dir).as_posix() for p in outputs]
         self.cache.store(self.name, self._cache_key, outputs, stored)
         return result
+
+    @contextmanager
+    def asr_slot(self) -> Iterator[None]:
+        """One of the machine's ``asr_pool_size`` Whisper slots, for the heavy part."""
+        def waiting() -> None:
+            self.context.log.info(f"{self.name}: waiting for a free Whisper slot "
+                                  f"({self.settings.asr_pool_size} on this machine)")
+
+        with machine_slot(self.settings.home_dir / "slots", "asr", self.settings.asr_pool_size,
+                          on_wait=waiting) as waited:
+            self.wait_seconds += waited
+            yield
 
     def record(self, table: str, rows: list[dict[str, Any]]) -> None:
         self.cpw.store.append(table, rows, run_id=self.context.run_id, title=self.key,
@@ -147,6 +161,7 @@ def stage(context: AssetExecutionContext, cpw: CpwResource, name: str) -> Iterat
         st.record("stage_metrics", [{
             **measured, "status": status, "error_class": error_class,
             "audio_seconds": st.audio_seconds, "cache_hit": st.cache_hit,
+            "wait_seconds": round(st.wait_seconds, 3),
         }])
         context.log.info(
             f"{name} {status} in {measured['wall_seconds']:.2f} s "

@@ -31,7 +31,8 @@ def transcript(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeR
             config=asdict(config) | {"cpu_threads": None}, language=language,
         )
         if result is None:
-            result = st.save(_transcribe(st, config, language))
+            with st.asr_slot():
+                result = st.save(_transcribe(st, config, language))
         st.audio_seconds = result["audio_seconds"]
     return MaterializeResult(metadata=st.metadata(result))
 

@@ -50,22 +50,20 @@ def translation(context: AssetExecutionContext, cpw: CpwResource) -> Materialize
 
 def _translate(st: Stage, config: AsrConfig, output: Path) -> dict:
     document = json.loads(st.artifact("transcript.json").read_text())
-    terms = json.loads(st.artifact("glossary.json").read_text())
     segments = read_segments(document)
     source, target = document["language"], st.settings.target_language
-    backend, reason = "passthrough", None
     if not segments:
-        reason = "no speech"
-        translated = segments
-    elif source == target:
-        reason = f"source already in target language {target!r}"
-        translated = segments
-    elif target != "en":
+        return _write(st, output, source, target, "passthrough", "no speech", segments)
+    if source == target:
+        return _write(st, output, source, target, "passthrough",
+                      f"source already in target language {target!r}", segments)
+    if target != "en":
         raise ConfigError(
             f"Whisper's translate task only produces English, but CPW_TARGET_LANGUAGE is "
             f"{target!r}; set CPW_TARGET_LANGUAGE=en."
         )
-    else:
+    terms = json.loads(st.artifact("glossary.json").read_text())
+    with st.asr_slot():
         model = load_model(config, st.settings)
         if not is_multilingual(model):
             raise ConfigError(
@@ -74,14 +72,18 @@ def _translate(st: Stage, config: AsrConfig, output: Path) -> dict:
             )
         samples = load_wav(st.artifact("audio.wav"))
         st.audio_seconds = len(samples) / SAMPLE_RATE
-        progress = st.log_progress("translation")
         st.context.log.info(f"translating {len(segments)} segments {source} → en "
                             f"with Whisper {config.model}")
         translated = translate_segments(
             model, samples, segments, config, source_language=source,
-            initial_prompt=prompt_names(terms), progress=progress,
+            initial_prompt=prompt_names(terms), progress=st.log_progress("translation"),
         )
-        backend = f"whisper-translate:{config.model}"
+    return _write(st, output, source, target, f"whisper-translate:{config.model}", None,
+                  translated)
+
+
+def _write(st: Stage, output: Path, source: str | None, target: str, backend: str,
+           reason: str | None, translated: list) -> dict:
     if reason:
         st.context.log.info(f"translation passed through: {reason}")
     write_json(output, {

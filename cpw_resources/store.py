@@ -53,6 +53,7 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "audio_seconds": pl.Float64(),
         "error_class": pl.String(),
         "cache_hit": pl.Boolean(),
+        "wait_seconds": pl.Float64(),
     },
     "training_examples": {
         "duration_s": pl.Float64(),

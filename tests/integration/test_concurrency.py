@@ -53,7 +53,8 @@ def _execute(key: str, env: dict[str, str]) -> subprocess.Popen:
 
 def _intervals(con, asset: str) -> list[tuple[float, float]]:
     rows = con.execute(
-        "select epoch(ts) - wall_seconds, epoch(ts) from stage_metrics "
+        # The part that held the Whisper slot: the stage minus its wait for one.
+        "select epoch(ts) - wall_seconds + wait_seconds, epoch(ts) from stage_metrics "
         "where asset = ? and not cache_hit", [asset]).fetchall()
     return sorted(rows)
 

@@ -9,7 +9,14 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    asset,
+)
 
 from cpw_assets.glossary import glossary
 from cpw_assets.instance import ASR_POOL
@@ -20,6 +27,8 @@ from cpw_resources.atomic import write_json
 from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import ConfigError
 from cpw_resources.glossary import prompt_names
+from cpw_resources.llm import provider_from_settings
+from cpw_resources.llm_translate import PROMPT_VERSION, translate_batches
 from cpw_resources.media import SAMPLE_RATE, load_wav
 from cpw_resources.models import is_english_only
 from cpw_resources.records import read_segments
@@ -32,20 +41,36 @@ def translation_model_name(settings: Settings) -> str:
     return "base" if is_english_only(settings.whisper_model) else settings.whisper_model
 
 
-@asset(partitions_def=titles, group_name="language", deps=[glossary], pool=ASR_POOL)
+@asset(partitions_def=titles, group_name="language", deps=[glossary], pool=ASR_POOL,
+       check_specs=[AssetCheckSpec("translation_complete", asset="translation")])
 def translation(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
     """The transcript in the target language, segment by segment."""
     with stage(context, cpw, "translation") as st:
         output = st.artifact("translation.json", output=True)
         config = AsrConfig.from_settings(st.settings, translation_model_name(st.settings))
+        settings = st.settings
+        llm = ({"provider": settings.llm_provider, "model": settings.llm_model,
+                "batch": settings.llm_batch_size, "prompt": PROMPT_VERSION}
+               if settings.translation_backend == "llm" else None)
         result = st.reuse(
             transcript=st.input_hash("transcript.json"), glossary=st.input_hash("glossary.json"),
-            audio=st.input_hash("audio.wav"), target=st.settings.target_language,
-            config=asdict(config) | {"cpu_threads": None},
+            audio=st.input_hash("audio.wav"), target=settings.target_language,
+            config=asdict(config) | {"cpu_threads": None}, llm=llm,
         )
         if result is None:
-            result = st.save(_translate(st, config, output))
-    return MaterializeResult(metadata=st.metadata(result))
+            result = _translate(st, config, output)
+            if not result.get("degraded_segments"):  # a degraded result is retried next run
+                st.save(result)
+    degraded = result.get("degraded_segments", 0)
+    return MaterializeResult(
+        metadata=st.metadata(result),
+        check_results=[AssetCheckResult(
+            check_name="translation_complete", passed=degraded == 0,
+            severity=AssetCheckSeverity.WARN,
+            description="every segment translated (none kept in the original language)",
+            metadata={"degraded_segments": degraded},
+        )],
+    )
 
 
 def _translate(st: Stage, config: AsrConfig, output: Path) -> dict:
@@ -57,6 +82,8 @@ def _translate(st: Stage, config: AsrConfig, output: Path) -> dict:
     if source == target:
         return _write(st, output, source, target, "passthrough",
                       f"source already in target language {target!r}", segments)
+    if st.settings.translation_backend == "llm":
+        return _llm_translate(st, output, source, target, segments)
     if target != "en":
         raise ConfigError(
             f"Whisper's translate task only produces English, but CPW_TARGET_LANGUAGE is "
@@ -82,8 +109,33 @@ def _translate(st: Stage, config: AsrConfig, output: Path) -> dict:
                   translated)
 
 
+def _llm_translate(st: Stage, output: Path, source: str, target: str, segments: list) -> dict:
+    settings = st.settings
+    provider = provider_from_settings(settings, st.cpw.reliability(
+        run_id=st.context.run_id, title=st.key, asset="translation"))
+    terms = json.loads(st.artifact("glossary.json").read_text())
+    names = [t["term"] for t in terms.get("terms", ())]
+    st.context.log.info(f"translating {len(segments)} segments {source} → {target} with "
+                        f"{settings.llm_provider} {settings.llm_model}")
+    done = translate_batches(provider, segments, source=source, target=target, glossary=names,
+                             batch_size=settings.llm_batch_size,
+                             progress=st.log_progress("translation"))
+    if done.failed_ids:
+        st.record("degradations", [{
+            "service": settings.llm_provider, "kind": "translation_failed",
+            "message": "; ".join(done.errors)[:2000],
+            "fallback": f"{len(done.failed_ids)} segment(s) kept in the original language",
+        }])
+        st.context.log.warning(f"{len(done.failed_ids)} of {len(segments)} segments kept in "
+                               f"{source}: {done.errors[-1] if done.errors else ''}")
+    result = _write(st, output, source, target, f"llm:{settings.llm_provider}:{settings.llm_model}",
+                    None, done.segments, failed_ids=done.failed_ids)
+    return result | {"degraded_segments": len(done.failed_ids), "llm_requests": done.requests,
+                     "input_tokens": done.input_tokens, "output_tokens": done.output_tokens}
+
+
 def _write(st: Stage, output: Path, source: str | None, target: str, backend: str,
-           reason: str | None, translated: list) -> dict:
+           reason: str | None, translated: list, failed_ids: tuple | list = ()) -> dict:
     if reason:
         st.context.log.info(f"translation passed through: {reason}")
     write_json(output, {
@@ -91,6 +143,7 @@ def _write(st: Stage, output: Path, source: str | None, target: str, backend: st
         "target_language": target,
         "backend": backend,
         "passthrough_reason": reason,
+        "untranslated_segment_ids": list(failed_ids),
         "segments": [asdict(s) for s in translated],
     })
     return {

@@ -10,10 +10,13 @@ environment the SDKs already read: ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
+from cpw_resources.errors import ConfigError
 from cpw_resources.reliability import MALFORMED, Reliability, ServiceError
+from cpw_resources.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,22 @@ class AnthropicProvider:
                               reply.model)
 
         return self.reliability.call(self.service, "messages", call)
+
+
+def provider_from_settings(settings: Settings, reliability: Reliability) -> LlmProvider:
+    """The configured provider; keys and base URLs from the SDKs' usual variables."""
+    timeouts = {"connect_timeout_s": settings.http_connect_timeout_s,
+                "read_timeout_s": settings.http_read_timeout_s}
+    name = settings.llm_provider
+    key_var, url_var = f"{name.upper()}_API_KEY", f"{name.upper()}_BASE_URL"
+    base_url, api_key = os.environ.get(url_var) or None, os.environ.get(key_var) or None
+    if api_key is None and base_url is None:
+        raise ConfigError(f"CPW_TRANSLATION_BACKEND=llm with provider {name!r} needs {key_var} "
+                          f"(or {url_var} for a local server that takes no key)")
+    try:
+        cls = AnthropicProvider if name == "anthropic" else OpenAIProvider
+        return cls(settings.llm_model, reliability, base_url=base_url,
+                   api_key=api_key or "no-key", **timeouts)
+    except ImportError as error:
+        raise ConfigError(f"the {name} SDK is not installed: pip install 'cp-whisperx[llm]'"
+                          ) from error

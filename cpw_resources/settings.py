@@ -87,6 +87,17 @@ class Settings(BaseSettings):
         "all runs; 1 suits a CPU, raise it for a GPU with memory to spare.",
     )
 
+    translation_backend: Literal["whisper", "llm"] = Field(
+        "whisper", description="whisper = Whisper's translate task (offline, into English); "
+        "llm = the LLM provider below, any target language, falling back to the original "
+        "text when the provider fails."
+    )
+    llm_provider: Literal["openai", "anthropic"] = Field(
+        "openai", description="LLM API: openai (also any OpenAI-compatible server via "
+        "OPENAI_BASE_URL: Ollama, vLLM, llama.cpp) or anthropic (ANTHROPIC_BASE_URL)."
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM provider.")
+    llm_batch_size: int = Field(20, ge=1, le=200, description="Segments per LLM request.")
     breaker_fail_max: int = Field(
         5, ge=1, description="Failed calls in a row that open a service's circuit breaker."
     )

@@ -29,4 +29,4 @@ def test_graph_shape_and_partitions() -> None:
     job = defs.resolve_job_def("subtitle_job")
     assert job.executor_def.name == "in_process"
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {"follows_subtitle_rules", "tmdb_names"}
+    assert checks == {"follows_subtitle_rules", "tmdb_names", "translation_complete"}

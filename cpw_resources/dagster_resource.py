@@ -56,4 +56,5 @@ class CpwResource(ConfigurableResource):
         def record(event: dict) -> None:
             self.store.append("api_calls", [event], run_id=run_id, title=title, asset=asset)
 
-        return Reliability(settings.breakers_dir, policy, on_event=record)
+        return Reliability(settings.breakers_dir, policy, on_event=record,
+                           redis_url=settings.breaker_redis_url)

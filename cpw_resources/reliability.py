@@ -234,8 +234,10 @@ class Reliability:
 
     def __init__(self, state_dir: Path, policy: Policy = Policy(), *,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 redis_url: str | None = None) -> None:
         self.state_dir = Path(state_dir)
+        self.redis_url = redis_url
         self.policy = policy
         self.on_event = on_event
         self.sleep = sleep
@@ -248,12 +250,22 @@ class Reliability:
                 reset_timeout=self.policy.reset_timeout_s,
                 exclude=[lambda e: isinstance(e, ServiceError)
                          and e.kind in NOT_A_SERVICE_FAILURE],
-                state_storage=FileBreakerStorage(self.state_dir / f"{service}.json"),
+                state_storage=self._storage(service),
                 name=service,
                 # Callers see the error that tripped the breaker, not a generic one.
                 throw_new_error_on_trip=False,
             )
         return self._breakers[service]
+
+    def _storage(self, service: str) -> pybreaker.CircuitBreakerStorage:
+        """A file on this machine, or Redis (``breaker_redis_url``) shared by several."""
+        if self.redis_url is None:
+            return FileBreakerStorage(self.state_dir / f"{service}.json")
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        return pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client,
+                                             namespace=f"cpw:{service}")
 
     def state(self, service: str) -> str:
         return self.breaker(service).current_state

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     breaker_reset_timeout_s: float = Field(
         60.0, gt=0, description="Seconds an open breaker waits before one trial call."
     )
+    breaker_redis_url: str | None = Field(
+        None, description="Keep breaker state in Redis (redis://host:6379/0) so several "
+        "machines share it; unset = a locked file per service under $CPW_HOME/breakers."
+    )
     http_connect_timeout_s: float = Field(
         5.0, gt=0, description="Connect timeout of every outside HTTP call."
     )

@@ -128,12 +128,10 @@ def test_breaker_opens_fails_fast_across_processes_and_recovers(server, tmp_path
         assert len(server.requests) == 4 * failed_calls  # each call spent its 3 retries
     assert rel.state("tmdb") == "open"
 
-    started = time.perf_counter()
     with pytest.raises(ServiceError) as info:
         rel.call("tmdb", "search", _get(server))
     assert info.value.kind == "breaker_open"
-    assert (time.perf_counter() - started) < 0.010
-    assert len(server.requests) == 12
+    assert len(server.requests) == 12  # failed without calling (speed: bench_reliability.py)
 
     # Another process sees the same open breaker and does not call either.
     code = (
@@ -150,7 +148,7 @@ def test_breaker_opens_fails_fast_across_processes_and_recovers(server, tmp_path
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True).stdout.split()
-    assert out[:2] == ["breaker_open", "open"] and float(out[2]) < 10
+    assert out[:2] == ["breaker_open", "open"] and float(out[2]) < 500  # no retry waits
 
     time.sleep(1.1)  # reset timeout: the next call is the half-open trial
     server.program(ok())
@@ -181,3 +179,39 @@ def test_client_errors_do_not_trip_the_breaker(server, tmp_path):
 def test_redact_masks_keys_and_tokens():
     text = redact(f"key {SECRET} Bearer abc.def-123 url?api_key=XYZ&x=1", ("XYZ",))
     assert SECRET not in text and "abc.def-123" not in text and "XYZ" not in text
+
+
+def test_breaker_state_in_redis_is_shared(tmp_path):
+    """Several machines share breakers through Redis; needs redis-server (skipped without)."""
+    import shutil
+    import socket
+
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    pytest.importorskip("redis")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        policy = Policy(fail_max=1, reset_timeout_s=30)
+        first = Reliability(tmp_path / "a", policy, sleep=lambda s: None, redis_url=url)
+        other = Reliability(tmp_path / "b", policy, sleep=lambda s: None, redis_url=url)
+        with pytest.raises(ServiceError):
+            first.call("tmdb", "search", lambda: (_ for _ in ()).throw(ConnectionError("x")))
+        assert first.state("tmdb") == "open" and other.state("tmdb") == "open"
+        with pytest.raises(ServiceError) as info:
+            other.call("tmdb", "search", lambda: 1)
+        assert info.value.kind == "breaker_open"
+    finally:
+        server.kill()
+        server.wait()

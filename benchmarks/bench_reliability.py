@@ -6,7 +6,10 @@ breaker fails. Run by hand; prints the figures.
 A TMDB-speaking server on 127.0.0.1 fails a share of requests at random (503, 502, 500,
 connection reset, 429 with Retry-After: 0.2); the real TMDB client asks it for each title's
 cast through the reliability layer with the default policy (3 retries for 5xx/network, 5 for
-429, exponential backoff with jitter starting at 0.5 s). Then the server is hard down (every
+429, exponential backoff with jitter starting at 0.5 s), the way the ``glossary`` stage does:
+a title whose call spent its retries asks once more after a pause while the breaker is closed
+(``--second-round-pause``, default 2 s here, 10 s in the product; -1 shows the figure without
+it). Then the server is hard down (every
 request 503): the first title meets the failures and opens the breaker; every later title is
 degraded (no TMDB names) and its call fails fast — the figure is the latency of those calls.
 """
@@ -43,6 +46,7 @@ def main() -> None:
     parser.add_argument("--titles", type=int, default=200)
     parser.add_argument("--failure-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--second-round-pause", type=float, default=2.0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     faults = [status(503), status(502), status(500), reset(), status(429, retry_after="0.2")]
@@ -55,22 +59,32 @@ def main() -> None:
         settings = Settings(home=Path(tmp) / "a", tmdb_base_url=server.url + "/3",
                             http_read_timeout_s=2.0)
         events: list[dict] = []
-        rel = Reliability(settings.breakers_dir, Policy(), on_event=events.append)
+        rel = Reliability(settings.breakers_dir,
+                          Policy(second_round_pause_s=args.second_round_pause),
+                          on_event=events.append)
         client = TmdbClient(settings, rel, api_key="benchmark-key")
-        full = 0
+        full = second_rounds = 0
         started = time.perf_counter()
         for i in range(args.titles):
+            calls_before = len(events)
             try:
-                _, cast = client.film_cast(f"Film {i}", 2000 + i % 20)
+                _, cast = rel.second_round(
+                    "tmdb", lambda i=i: client.film_cast(f"Film {i}", 2000 + i % 20))
                 full += bool(cast)
             except ServiceError:
                 pass
+            title_events = events[calls_before:]
+            second_rounds += sum(e["outcome"] == "failed" for e in title_events) > 0
         flaky_s = time.perf_counter() - started
         attempts = [e["attempts"] for e in events]
         print(f"{args.titles} titles, {args.failure_rate:.0%} of requests failing at random:")
         print(f"  full results: {full}/{args.titles} = {full / args.titles:.1%} (target ≥ 99%)")
         print(f"  {len(events)} calls, {len(server.requests)} HTTP requests, mean attempts "
               f"{statistics.mean(attempts):.2f}, max {max(attempts)}; {flaky_s:.1f} s in all")
+        failed_calls = sum(e["outcome"] == "failed" for e in events)
+        print(f"  calls that spent all their retries: {failed_calls} "
+              f"({failed_calls / len(events):.2%}); titles that needed a second round: "
+              f"{second_rounds}; breaker {rel.state('tmdb')}")
 
         server.chooser = lambda path: status(503)
         settings = Settings(home=Path(tmp) / "b", tmdb_base_url=server.url + "/3")

@@ -82,7 +82,8 @@ def _tmdb_terms(st: Stage, client: TmdbClient | None) -> tuple[list[Term], str]:
     title, year = title_and_year(metadata, st.title.media)
     tmdb_id = int(metadata["tmdb_id"]) if metadata.get("tmdb_id") else None
     try:
-        found_id, cast = client.film_cast(title, year, tmdb_id)
+        found_id, cast = client.reliability.second_round(
+            "tmdb", lambda: client.film_cast(title, year, tmdb_id))
     except ServiceError as error:
         st.record("degradations", [{"service": "tmdb", "kind": error.kind,
                                     "message": str(error), "fallback": "glossary without "

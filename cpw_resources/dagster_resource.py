@@ -51,7 +51,8 @@ class CpwResource(ConfigurableResource):
         settings = self.settings
         policy = Policy(fail_max=settings.breaker_fail_max,
                         reset_timeout_s=settings.breaker_reset_timeout_s,
-                        deadline_s=settings.call_deadline_s)
+                        deadline_s=settings.call_deadline_s,
+                        second_round_pause_s=settings.service_second_round_pause_s)
 
         def record(event: dict) -> None:
             self.store.append("api_calls", [event], run_id=run_id, title=title, asset=asset)

@@ -227,6 +227,7 @@ class Policy:
     base_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     deadline_s: float = 120.0  # a whole call, retries included
+    second_round_pause_s: float = 10.0  # see Reliability.second_round
 
 
 class Reliability:
@@ -269,6 +270,24 @@ class Reliability:
 
     def state(self, service: str) -> str:
         return self.breaker(service).current_state
+
+    def second_round(self, service: str, work: Callable[[], T]) -> T:
+        """Run ``work`` (one or more ``call``s); if its retries were spent on a transient
+        error and ``service``'s breaker is still closed, pause and run it once more.
+
+        A burst of failures longer than the backoff window (~4 s) is common; a title that
+        asks again a little later gets its full result instead of degrading. Each round's
+        calls follow the retry policy and are events of their own; an open breaker, quota,
+        auth and other client errors end at once.
+        """
+        try:
+            return work()
+        except ServiceError as error:
+            if (error.kind not in RETRIES or self.policy.second_round_pause_s < 0
+                    or self.state(service) != pybreaker.STATE_CLOSED):
+                raise
+            self.sleep(self.policy.second_round_pause_s)
+        return work()
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         None, description="Keep breaker state in Redis (redis://host:6379/0) so several "
         "machines share it; unset = a locked file per service under $CPW_HOME/breakers."
     )
+    service_second_round_pause_s: float = Field(
+        10.0, ge=-1, description="A title whose outside call spent its retries on a transient "
+        "error asks once more after this pause, if the breaker is still closed; -1 = never.")
     http_connect_timeout_s: float = Field(
         5.0, gt=0, description="Connect timeout of every outside HTTP call."
     )

@@ -215,3 +215,26 @@ def test_breaker_state_in_redis_is_shared(tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+def test_second_round_after_spent_retries_only_while_the_breaker_is_closed(server, tmp_path):
+    waits: list[float] = []
+    rel = Reliability(tmp_path / "b", Policy(fail_max=2, second_round_pause_s=7.0),
+                      sleep=waits.append)
+    server.program(*[status(503)] * 4, ok())
+    assert rel.second_round("tmdb", lambda: rel.call("tmdb", "m", _get(server))) == {"ok": True}
+    assert len(server.requests) == 5 and waits[-1] == 7.0
+
+    # Not for errors a pause cannot fix.
+    server.program(status(401))
+    with pytest.raises(ServiceError) as info:
+        rel.second_round("tmdb", lambda: rel.call("tmdb", "m", _get(server)))
+    assert info.value.kind == "auth" and len(server.requests) == 1  # program() resets it
+
+    # Not when the spent call opened the breaker (fail_max=2: the 401 was the first failure).
+    assert rel.state("tmdb") == "closed"
+    server.program(status(503))
+    with pytest.raises(ServiceError) as info:
+        rel.second_round("tmdb", lambda: rel.call("tmdb", "m", _get(server)))
+    assert info.value.kind == "server" and rel.state("tmdb") == "open"
+    assert len(server.requests) == 4

@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
+from cpw_assets.enhanced_translation import enhanced_translation
 from cpw_assets.glossary import glossary
 from cpw_assets.jobs import subtitle_job
 from cpw_assets.media import audio, media
@@ -13,7 +14,8 @@ from cpw_resources.dagster_resource import CpwResource
 from cpw_sensors import sensors
 
 defs = Definitions(
-    assets=[media, audio, transcript, glossary, translation, subtitles, metrics_models],
+    assets=[media, audio, transcript, glossary, translation, enhanced_translation, subtitles,
+            metrics_models],
     jobs=[subtitle_job, metrics_job],
     schedules=[metrics_schedule],
     sensors=sensors,

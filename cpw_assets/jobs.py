@@ -14,5 +14,6 @@ subtitle_job = define_asset_job(
     selection=AssetSelection.groups("speech", "language", "subtitles"),
     partitions_def=titles,
     executor_def=in_process_executor,
-    description="Media file → audio → transcript → glossary → translation → subtitles.",
+    description="Media file → audio → transcript → glossary → translation → "
+    "enhanced_translation → subtitles.",
 )

@@ -15,9 +15,9 @@ from dagster import (
     asset,
 )
 
+from cpw_assets.enhanced_translation import enhanced_translation
 from cpw_assets.partitions import titles
 from cpw_assets.stage import Stage, stage
-from cpw_assets.translation import translation
 from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.records import read_segments
 from cpw_resources.settings import Settings
@@ -39,7 +39,7 @@ def subtitle_paths(settings: Settings, key: str) -> dict[str, Path]:
 @asset(
     partitions_def=titles,
     group_name="subtitles",
-    deps=[translation],
+    deps=[enhanced_translation],
     check_specs=[AssetCheckSpec("follows_subtitle_rules", asset="subtitles")],
 )
 def subtitles(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
@@ -50,7 +50,7 @@ def subtitles(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeRe
         st.timer.outputs.extend(paths.values())
         bilingual = st.settings.bilingual
         result = st.reuse(
-            translation=st.input_hash("translation.json"),
+            translation=st.input_hash("enhanced.json"),
             transcript=st.input_hash("transcript.json") if bilingual else None,
             rules=asdict(rules), bilingual=bilingual, target=st.settings.target_language,
         )
@@ -83,7 +83,7 @@ def subtitles(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeRe
 
 
 def _write_subtitles(st: Stage, rules: SubtitleRules, paths: dict[str, Path]) -> dict:
-    document = json.loads(st.artifact("translation.json").read_text())
+    document = json.loads(st.artifact("enhanced.json").read_text())
     cues = build_cues(read_segments(document), rules)
     write_subtitle_files(cues, paths["srt"], paths["vtt"])
     source, target = document["source_language"], document["target_language"]

@@ -24,7 +24,8 @@ from rapidfuzz import fuzz
 from cpw_resources.errors import MediaError
 from cpw_resources.records import Segment
 
-METADATA_FIELDS = ("title", "year", "series", "director", "genre", "language", "tmdb_id")
+METADATA_FIELDS = ("title", "year", "series", "director", "genre", "language", "tmdb_id",
+                   "summary")
 FUZZY_NAME_SCORE = 88.0
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 _LANGUAGE_NAMES = {

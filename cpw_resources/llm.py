@@ -1,22 +1,51 @@
 """LLM providers behind one interface, each through the reliability layer.
 
-``OpenAIProvider`` (Chat Completions; also any OpenAI-compatible server such as Ollama, vLLM
-or llama.cpp through ``base_url``) and ``AnthropicProvider`` (Messages). The real SDKs are
-used with their own retries switched off (``max_retries=0``) and explicit connect/read
-timeouts, so the reliability layer's policy is the only one. Base URLs and keys come from the
-environment the SDKs already read: ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
-``ANTHROPIC_BASE_URL``, ``ANTHROPIC_API_KEY``.
+``OpenAIProvider`` speaks Chat Completions: OpenAI itself (``openai:MODEL``) and any
+OpenAI-compatible server such as Ollama, vLLM or llama.cpp (``compatible:MODEL`` at
+``CPW_COMPATIBLE_BASE_URL``). ``AnthropicProvider`` speaks Messages (``anthropic:MODEL``).
+With a JSON schema, OpenAI-style servers get ``response_format: json_schema`` (strict) and
+Anthropic a forced tool whose input is that schema, so replies are structured output, still
+validated by the caller. The real SDKs are used with their own retries switched off
+(``max_retries=0``) and explicit connect/read timeouts, so the reliability layer's policy is
+the only one. Keys and base URLs come from the environment the SDKs already read:
+``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``. Every
+call's ``api_calls`` event carries the model, token usage and dollar cost (``pricing``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cpw_resources.errors import ConfigError
+from cpw_resources.pricing import Price, Pricing
 from cpw_resources.reliability import MALFORMED, Reliability, ServiceError
 from cpw_resources.settings import Settings
+
+PROVIDERS = ("openai", "anthropic", "compatible")
+SERVICES = {"openai": "openai", "anthropic": "anthropic", "compatible": "openai-compatible"}
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """``provider:model``, e.g. ``openai:gpt-4o-mini``, ``compatible:llama3.1:8b``."""
+
+    provider: str
+    model: str
+
+    @classmethod
+    def parse(cls, text: str, setting: str) -> ProviderSpec:
+        provider, _, model = text.strip().partition(":")
+        if provider not in PROVIDERS or not model:
+            raise ConfigError(f"{setting}={text!r}: expected PROVIDER:MODEL with PROVIDER one "
+                              f"of {', '.join(PROVIDERS)} (e.g. openai:gpt-4o-mini)")
+        return cls(provider, model)
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}:{self.model}"
 
 
 @dataclass(frozen=True)
@@ -25,12 +54,15 @@ class Completion:
     input_tokens: int
     output_tokens: int
     model: str
+    cost_usd: float | None = None
 
 
 class LlmProvider(Protocol):
     service: str
+    model: str
 
-    def complete(self, system: str, user: str, *, max_tokens: int = 1024) -> Completion: ...
+    def complete(self, system: str, user: str, *, max_tokens: int = 1024,
+                 schema: dict[str, Any] | None = None) -> Completion: ...
 
 
 def _timeout(sdk: object, connect_s: float, read_s: float) -> object:
@@ -38,75 +70,134 @@ def _timeout(sdk: object, connect_s: float, read_s: float) -> object:
     return type(sdk.DEFAULT_TIMEOUT)(read_s, connect=connect_s)
 
 
-class OpenAIProvider:
+class _Provider:
+    service: str
+    model: str
+    price: Price | None
+    reliability: Reliability
+    operation: str
+
+    def _call(self, fn: Any) -> Completion:
+        def describe(done: Completion) -> dict[str, Any]:
+            return {"input_tokens": done.input_tokens, "output_tokens": done.output_tokens,
+                    "cost_usd": done.cost_usd}
+
+        return self.reliability.call(self.service, self.operation, fn, describe=describe,
+                                     context={"model": self.model})
+
+    def _done(self, text: str, input_tokens: int, output_tokens: int, model: str) -> Completion:
+        cost = self.price.cost(input_tokens, output_tokens) if self.price else None
+        return Completion(text, input_tokens, output_tokens, model or self.model, cost)
+
+
+class OpenAIProvider(_Provider):
+    operation = "chat"
+
     def __init__(self, model: str, reliability: Reliability, *, service: str = "openai",
                  base_url: str | None = None, api_key: str | None = None,
-                 connect_timeout_s: float = 5.0, read_timeout_s: float = 60.0) -> None:
+                 connect_timeout_s: float = 5.0, read_timeout_s: float = 60.0,
+                 price: Price | None = None) -> None:
         import openai
 
-        self.model, self.service, self.reliability = model, service, reliability
+        self.model, self.service, self.reliability, self.price = model, service, reliability, price
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key or None, max_retries=0,
                                     timeout=_timeout(openai, connect_timeout_s, read_timeout_s))
 
-    def complete(self, system: str, user: str, *, max_tokens: int = 1024) -> Completion:
+    def complete(self, system: str, user: str, *, max_tokens: int = 1024,
+                 schema: dict[str, Any] | None = None) -> Completion:
+        extra: dict[str, Any] = {}
+        if schema is not None:
+            extra["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "reply", "strict": True, "schema": schema}}
+
         def call() -> Completion:
             reply = self.client.chat.completions.create(
                 model=self.model, max_tokens=max_tokens,
                 messages=[{"role": "system", "content": system},
                           {"role": "user", "content": user}],
+                **extra,
             )
             if not getattr(reply, "choices", None):
                 raise ServiceError(self.service, "chat", MALFORMED, "reply has no choices")
             usage = reply.usage
-            return Completion(reply.choices[0].message.content or "",
+            return self._done(reply.choices[0].message.content or "",
                               usage.prompt_tokens if usage else 0,
                               usage.completion_tokens if usage else 0, reply.model)
 
-        return self.reliability.call(self.service, "chat", call)
+        return self._call(call)
 
 
-class AnthropicProvider:
+class AnthropicProvider(_Provider):
+    operation = "messages"
+
     def __init__(self, model: str, reliability: Reliability, *, service: str = "anthropic",
                  base_url: str | None = None, api_key: str | None = None,
-                 connect_timeout_s: float = 5.0, read_timeout_s: float = 60.0) -> None:
+                 connect_timeout_s: float = 5.0, read_timeout_s: float = 60.0,
+                 price: Price | None = None) -> None:
         import anthropic
 
-        self.model, self.service, self.reliability = model, service, reliability
+        self.model, self.service, self.reliability, self.price = model, service, reliability, price
         self.client = anthropic.Anthropic(base_url=base_url, api_key=api_key or None,
                                           max_retries=0,
                                           timeout=_timeout(anthropic, connect_timeout_s,
                                                            read_timeout_s))
 
-    def complete(self, system: str, user: str, *, max_tokens: int = 1024) -> Completion:
+    def complete(self, system: str, user: str, *, max_tokens: int = 1024,
+                 schema: dict[str, Any] | None = None) -> Completion:
+        extra: dict[str, Any] = {}
+        if schema is not None:
+            extra = {"tools": [{"name": "reply", "description": "Submit the reply.",
+                                "input_schema": schema}],
+                     "tool_choice": {"type": "tool", "name": "reply"}}
+
         def call() -> Completion:
             reply = self.client.messages.create(
                 model=self.model, max_tokens=max_tokens, system=system,
-                messages=[{"role": "user", "content": user}],
+                messages=[{"role": "user", "content": user}], **extra,
             )
             blocks = getattr(reply, "content", None)
             if not isinstance(blocks, list):
                 raise ServiceError(self.service, "messages", MALFORMED, "reply has no content")
-            text = "".join(b.text for b in blocks if getattr(b, "type", "") == "text")
-            return Completion(text, reply.usage.input_tokens, reply.usage.output_tokens,
+            tools = [b for b in blocks if getattr(b, "type", "") == "tool_use"]
+            if schema is not None and tools:
+                text = json.dumps(tools[0].input, ensure_ascii=False)
+            else:
+                text = "".join(b.text for b in blocks if getattr(b, "type", "") == "text")
+            return self._done(text, reply.usage.input_tokens, reply.usage.output_tokens,
                               reply.model)
 
-        return self.reliability.call(self.service, "messages", call)
+        return self._call(call)
+
+
+def make_provider(spec: ProviderSpec, settings: Settings, reliability: Reliability,
+                  pricing: Pricing | None = None, *, setting: str = "") -> LlmProvider:
+    """A provider for ``spec``; keys and base URLs from the environment, price from pricing."""
+    timeouts = {"connect_timeout_s": settings.http_connect_timeout_s,
+                "read_timeout_s": settings.http_read_timeout_s}
+    where = f" ({setting})" if setting else ""
+    if spec.provider == "compatible":
+        base_url = settings.compatible_base_url
+        api_key = os.environ.get("CPW_COMPATIBLE_API_KEY") or "no-key"
+        if not base_url:
+            raise ConfigError(f"{spec.label}{where} needs CPW_COMPATIBLE_BASE_URL, the server's "
+                              "OpenAI-compatible URL (e.g. http://127.0.0.1:11434/v1 for Ollama)")
+    else:
+        key_var, url_var = f"{spec.provider.upper()}_API_KEY", f"{spec.provider.upper()}_BASE_URL"
+        base_url, api_key = os.environ.get(url_var) or None, os.environ.get(key_var) or None
+        if api_key is None and base_url is None:
+            raise ConfigError(f"{spec.label}{where} needs {key_var} (or {url_var} for a local "
+                              "server that takes no key)")
+    price = (pricing or Pricing.load(settings.pricing_file)).price(spec.provider, spec.model)
+    try:
+        cls = AnthropicProvider if spec.provider == "anthropic" else OpenAIProvider
+        return cls(spec.model, reliability, service=SERVICES[spec.provider], base_url=base_url,
+                   api_key=api_key or "no-key", price=price, **timeouts)
+    except ImportError as error:
+        raise ConfigError(f"the {spec.provider} SDK is not installed: "
+                          "pip install 'cp-whisperx[llm]'") from error
 
 
 def provider_from_settings(settings: Settings, reliability: Reliability) -> LlmProvider:
-    """The configured provider; keys and base URLs from the SDKs' usual variables."""
-    timeouts = {"connect_timeout_s": settings.http_connect_timeout_s,
-                "read_timeout_s": settings.http_read_timeout_s}
-    name = settings.llm_provider
-    key_var, url_var = f"{name.upper()}_API_KEY", f"{name.upper()}_BASE_URL"
-    base_url, api_key = os.environ.get(url_var) or None, os.environ.get(key_var) or None
-    if api_key is None and base_url is None:
-        raise ConfigError(f"CPW_TRANSLATION_BACKEND=llm with provider {name!r} needs {key_var} "
-                          f"(or {url_var} for a local server that takes no key)")
-    try:
-        cls = AnthropicProvider if name == "anthropic" else OpenAIProvider
-        return cls(settings.llm_model, reliability, base_url=base_url,
-                   api_key=api_key or "no-key", **timeouts)
-    except ImportError as error:
-        raise ConfigError(f"the {name} SDK is not installed: pip install 'cp-whisperx[llm]'"
-                          ) from error
+    """The translation backend's provider (``CPW_LLM_PROVIDER``, ``CPW_LLM_MODEL``)."""
+    return make_provider(ProviderSpec(settings.llm_provider, settings.llm_model), settings,
+                         reliability, setting="CPW_TRANSLATION_BACKEND=llm")

@@ -296,8 +296,14 @@ class Reliability:
         backoff = self.policy.base_backoff_s * 2 ** (state.attempt_number - 1)
         return min(self.policy.max_backoff_s, backoff) * random.uniform(0.5, 1.0)
 
-    def call(self, service: str, operation: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` under ``service``'s breaker and retry policy; raise ServiceError."""
+    def call(self, service: str, operation: str, fn: Callable[[], T], *,
+             describe: Callable[[T], dict[str, Any]] | None = None,
+             context: dict[str, Any] | None = None) -> T:
+        """Run ``fn`` under ``service``'s breaker and retry policy; raise ServiceError.
+
+        The ``api_calls`` event gets ``context`` (e.g. the model) and, on success,
+        ``describe(result)`` (e.g. token usage and dollar cost).
+        """
         breaker = self.breaker(service)
         started = time.perf_counter()
         attempts = 0
@@ -322,12 +328,14 @@ class Reliability:
         def with_retries() -> T:
             return retrying(attempt)
 
-        status, error = None, None
+        status, error, extra = None, None, dict(context or {})
         try:
             # The breaker counts calls whose retries are spent, not single attempts: a flaky
             # service that answers on the second try is healthy; one that never answers is not.
             result = breaker.call(with_retries)
             status = getattr(result, "status_code", None)
+            if describe is not None:
+                extra.update(describe(result))
             return result
         except pybreaker.CircuitBreakerError as exc:
             error = ServiceError(service, operation, BREAKER_OPEN,
@@ -347,4 +355,5 @@ class Reliability:
                     "breaker_state": breaker.current_state,
                     "error_class": error.kind if error else None,
                     "outcome": "ok" if error is None else "failed",
+                    **extra,
                 })

@@ -92,12 +92,44 @@ class Settings(BaseSettings):
         "llm = the LLM provider below, any target language, falling back to the original "
         "text when the provider fails."
     )
-    llm_provider: Literal["openai", "anthropic"] = Field(
-        "openai", description="LLM API: openai (also any OpenAI-compatible server via "
-        "OPENAI_BASE_URL: Ollama, vLLM, llama.cpp) or anthropic (ANTHROPIC_BASE_URL)."
+    llm_provider: Literal["openai", "anthropic", "compatible"] = Field(
+        "openai", description="LLM API of the llm translation backend: openai "
+        "(OPENAI_BASE_URL also reaches any OpenAI-compatible server), anthropic "
+        "(ANTHROPIC_BASE_URL), or compatible (CPW_COMPATIBLE_BASE_URL)."
     )
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM provider.")
     llm_batch_size: int = Field(20, ge=1, le=200, description="Segments per LLM request.")
+    compatible_base_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible server for the `compatible` "
+        "provider (Ollama http://127.0.0.1:11434/v1, vLLM, llama.cpp); key, if any, in "
+        "CPW_COMPATIBLE_API_KEY."
+    )
+    enhance_provider: str | None = Field(
+        None, description="Primary LLM for enhanced_translation as PROVIDER:MODEL "
+        "(openai:gpt-4o-mini, anthropic:claude-haiku-4-5, compatible:llama3.1); unset = "
+        "no enhancement (the translation is passed on, marked 'not enhanced: no provider')."
+    )
+    enhance_fallback: str | None = Field(
+        None, description="Fallback LLM (PROVIDER:MODEL) used for a batch when the primary "
+        "fails after its retries or its breaker is open."
+    )
+    enhance_all: bool = Field(
+        False, description="Send every segment for enhancement, not only the ones that need "
+        "it (names, glossary/cultural terms, low confidence, references to earlier lines)."
+    )
+    enhance_batch_size: int = Field(
+        20, ge=1, le=200, description="Segments per enhancement request.")
+    enhance_context_lines: int = Field(
+        3, ge=0, le=20, description="Preceding lines sent with each batch as context.")
+    title_budget_usd: float = Field(
+        0.50, ge=0, description="Most dollars enhancement may spend on one title (all its "
+        "runs); past it the rest keeps its MT text, flagged.")
+    daily_budget_usd: float = Field(
+        10.0, ge=0, description="Most dollars enhancement may spend per UTC day across all "
+        "titles on this home.")
+    pricing_file: Path | None = Field(
+        None, description="TOML of LLM prices (USD per million input/output tokens, dated); "
+        "unset = the shipped cpw_resources/data/pricing.toml.")
     breaker_fail_max: int = Field(
         5, ge=1, description="Failed calls in a row that open a service's circuit breaker."
     )

@@ -89,6 +89,22 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "breaker_state": pl.String(),
         "error_class": pl.String(),
         "outcome": pl.String(),
+        # LLM calls: the model, token usage and dollar cost (pricing file); cache hits are
+        # rows with outcome 'cache_hit', cost 0 and the number of segments served.
+        "model": pl.String(),
+        "input_tokens": pl.Int64(),
+        "output_tokens": pl.Int64(),
+        "cost_usd": pl.Float64(),
+        "segments": pl.Int64(),
+    },
+    # Scores of a title's output: variant 'baseline' (translation) or 'enhanced'; metric
+    # bleu, chrf (against NAME.en.srt when present), name_accuracy, glossary_adherence,
+    # rule_compliance.
+    "quality": {
+        "variant": pl.String(),
+        "metric": pl.String(),
+        "value": pl.Float64(),
+        "reference": pl.String(),
     },
     "degradations": {
         "service": pl.String(),
@@ -164,11 +180,13 @@ class EventStore:
         return dest
 
     def ensure_tables(self) -> None:
-        """Create each table's typed empty file once (idempotent, safe to race)."""
+        """Create each table's typed empty file, or renew it when columns were added
+        (idempotent, safe to race), so every column is queryable before its first value."""
         for table in TABLES:
             path = self.events_dir / table / "_schema.parquet"
-            if not path.exists():
-                empty = pl.DataFrame(schema=self.schema(table))
+            schema = self.schema(table)
+            if not path.exists() or set(pl.read_parquet_schema(path)) != set(schema):
+                empty = pl.DataFrame(schema=schema)
                 write_with(path, lambda tmp, frame=empty: frame.write_parquet(tmp))
 
     def glob(self, table: str) -> str:
@@ -202,6 +220,18 @@ class EventStore:
             con.close()
         stamp.touch()
         return True
+
+    def spent(self, title: str) -> tuple[float, float]:
+        """Dollars recorded in ``api_calls`` for ``title`` (all time) and for today (UTC)."""
+        self.ensure_tables()
+        today = dt.datetime.now(dt.UTC).date()
+        frame = (pl.scan_parquet(self.glob("api_calls"), missing_columns="insert")
+                 .select("title", "ts", pl.col("cost_usd").fill_null(0.0))
+                 .select(pl.col("cost_usd").filter(pl.col("title") == title).sum().alias("t"),
+                         pl.col("cost_usd").filter(pl.col("ts").dt.date() == today).sum()
+                         .alias("d"))
+                 .collect())
+        return float(frame["t"][0] or 0.0), float(frame["d"][0] or 0.0)
 
     def read(self, table: str) -> pl.DataFrame:
         """All rows of a table, read straight from Parquet (no DuckDB lock needed)."""

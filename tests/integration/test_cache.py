@@ -6,7 +6,7 @@ import polars as pl
 
 from tests.conftest import JFK, copy_to
 
-CACHED = ["audio", "transcript", "glossary", "translation", "subtitles"]
+CACHED = ["audio", "transcript", "glossary", "translation", "enhanced_translation", "subtitles"]
 
 
 def _hits(store, run) -> dict[str, bool]:
@@ -31,12 +31,13 @@ def test_cache_hits_and_selective_recompute(run_title, media_dir, store):
                        if e.asset_key.path == ["transcript"]][0]
     assert transcript_meta["cache_hit"].value == 1 and transcript_meta["words"].value >= 20
 
-    # A glossary sidecar changes the glossary; translation re-runs because its input changed;
-    # its output is the same text, so the subtitles are reused.
+    # A glossary sidecar changes the glossary; translation and enhanced_translation re-run
+    # because their input changed; the text is the same, so the subtitles are reused.
     media.with_name("Ask Not.glossary.tsv").write_text("Americans\t\tpeople\n")
     third = run_title(media)
     hits = _hits(store, third)
-    assert [a for a in CACHED if not hits[a]] == ["glossary", "translation"]
+    assert [a for a in CACHED if not hits[a]] == ["glossary", "translation",
+                                                  "enhanced_translation"]
 
     # Bilingual output only touches the subtitles stage.
     fourth = run_title(media, bilingual=True)

@@ -79,7 +79,7 @@ def test_four_runs_at_once_with_an_analyst_reading(tmp_path, media_dir):
     assert [p.returncode for p in runs] == [0, 0, 0, 0], outputs[0][-3000:]
 
     # Every event row is there, seen through the session that stayed open the whole time.
-    assert analyst.execute("select count(*) from stage_metrics").fetchone()[0] == 24
+    assert analyst.execute("select count(*) from stage_metrics").fetchone()[0] == 28
     assert analyst.execute(
         "select count(*) from runs where status = 'success'").fetchone()[0] == 4
     assert analyst.execute("select count(*) from training_examples").fetchone()[0] == 4

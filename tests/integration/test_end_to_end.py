@@ -32,7 +32,8 @@ def test_jfk_end_to_end(run_title, media_dir, store, home):
 
     stages = store.read("stage_metrics")
     assert sorted(stages["asset"].to_list()) == sorted(
-        ["media", "audio", "transcript", "glossary", "translation", "subtitles"])
+        ["media", "audio", "transcript", "glossary", "translation", "enhanced_translation",
+         "subtitles"])
     assert (stages["status"] == "success").all()
     assert stages.filter(stages["asset"] == "transcript")["wall_seconds"][0] > 0
     examples = store.read("training_examples")
@@ -45,7 +46,7 @@ def test_jfk_end_to_end(run_title, media_dir, store, home):
         assert status == "success" and cues == len(srt)
         n_stages = con.execute(
             "select count(*) from stage_metrics where title = ?", [run.key]).fetchone()[0]
-        assert n_stages == 6
+        assert n_stages == 7
 
     # Numeric metadata Dagster can plot, on every asset.
     for event in run.result.get_asset_materialization_events():

@@ -10,7 +10,8 @@ EXPECTED = {
     "transcript": {"audio"},
     "glossary": {"transcript"},
     "translation": {"glossary"},
-    "subtitles": {"translation"},
+    "enhanced_translation": {"translation"},
+    "subtitles": {"enhanced_translation"},
 }
 UNPARTITIONED = {"metrics_models"}
 
@@ -29,4 +30,5 @@ def test_graph_shape_and_partitions() -> None:
     job = defs.resolve_job_def("subtitle_job")
     assert job.executor_def.name == "in_process"
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {"follows_subtitle_rules", "tmdb_names", "translation_complete"}
+    assert checks == {"follows_subtitle_rules", "tmdb_names", "translation_complete",
+                      "enhancement_complete", "not_worse_than_baseline", "names_intact"}

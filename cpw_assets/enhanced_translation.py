@@ -1,0 +1,262 @@
+"""``enhanced_translation``: selective LLM post-editing of the translation, costed and capped.
+
+Same segment ids and times as ``translation.json``; only the text of the segments that need
+it changes (see :mod:`cpw_resources.enhance`). Without ``CPW_ENHANCE_PROVIDER`` it is the
+translation, marked "not enhanced: no provider". Scores of the baseline and the enhanced text
+(BLEU/chrF against ``NAME.<target>.srt`` beside the media when present; always name accuracy,
+glossary adherence, subtitle-rule compliance) are ``quality`` events and metadata; checks warn
+when enhancement fell short or scored below the baseline and fail when it broke names.
+"""
+
+
+import json
+from collections import Counter
+from dataclasses import asdict, replace
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    asset,
+)
+
+from cpw_assets.partitions import titles
+from cpw_assets.stage import Stage, stage
+from cpw_assets.translation import translation
+from cpw_resources.atomic import write_json
+from cpw_resources.cache import sha256_file
+from cpw_resources.dagster_resource import CpwResource
+from cpw_resources.enhance import (
+    CULTURAL_TERMS,
+    PROMPT_VERSION,
+    Budget,
+    EnhanceCache,
+    Enhancer,
+    load_cultural_terms,
+    make_lines,
+    select,
+)
+from cpw_resources.llm import ProviderSpec, make_provider
+from cpw_resources.pricing import Pricing
+from cpw_resources.quality import load_reference, reference_path, score
+from cpw_resources.records import read_segments
+
+CHECKS = ("enhancement_complete", "not_worse_than_baseline", "names_intact")
+NOT_ENHANCED = ("failed", "budget", "rejected")
+
+
+@asset(
+    partitions_def=titles,
+    group_name="language",
+    deps=[translation],
+    check_specs=[AssetCheckSpec(name, asset="enhanced_translation") for name in CHECKS],
+)
+def enhanced_translation(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+    """The translation post-edited by an LLM where it helps, within the budget."""
+    with stage(context, cpw, "enhanced_translation") as st:
+        settings = st.settings
+        output = st.artifact("enhanced.json", output=True)
+        specs = _specs(st)
+        reference = reference_path(st.title.media, settings.target_language)
+        pricing = Pricing.load(settings.pricing_file) if specs else None
+        result = st.reuse(
+            translation=st.input_hash("translation.json"),
+            transcript=st.input_hash("transcript.json"),
+            glossary=st.input_hash("glossary.json"),
+            providers=[s.label for s in specs], enhance_all=settings.enhance_all,
+            batch=settings.enhance_batch_size, context=settings.enhance_context_lines,
+            prompt=PROMPT_VERSION, cultural=sha256_file(CULTURAL_TERMS),
+            prices=sha256_file(pricing.source) if pricing else None,
+            reference=sha256_file(reference) if reference else None,
+        )
+        if result is None:
+            result = _enhance(st, specs, pricing, output)
+            result |= _quality(st, reference)
+            if not result["not_enhanced"]:  # a short-changed title tries again next run
+                st.save(result)
+    return MaterializeResult(metadata=st.metadata(_public(result)),
+                             check_results=_checks(result))
+
+
+def _specs(st: Stage) -> list[ProviderSpec]:
+    settings = st.settings
+    specs = []
+    if settings.enhance_provider:
+        specs.append(ProviderSpec.parse(settings.enhance_provider, "CPW_ENHANCE_PROVIDER"))
+        if settings.enhance_fallback:
+            specs.append(ProviderSpec.parse(settings.enhance_fallback, "CPW_ENHANCE_FALLBACK"))
+    return specs
+
+
+def _summary(glossary: dict[str, Any]) -> str:
+    meta = glossary.get("metadata", {})
+    head = str(meta.get("title", "")) + (f" ({meta['year']})" if meta.get("year") else "")
+    parts = [head.strip()] if head.strip() else []
+    parts += [f"{k}: {meta[k]}" for k in ("genre", "director", "series") if meta.get(k)]
+    names = [t["term"] for t in glossary.get("terms", ()) if t.get("kind") == "character"]
+    if names:
+        parts.append("characters: " + ", ".join(dict.fromkeys(names)))
+    if meta.get("summary"):
+        parts.append(str(meta["summary"]))
+    return "; ".join(parts)[:600]
+
+
+def _enhance(st: Stage, specs: list[ProviderSpec], pricing: Pricing | None, output) -> dict:
+    settings = st.settings
+    document = json.loads(st.artifact("translation.json").read_text())
+    baseline = read_segments(document)
+    transcript = read_segments(json.loads(st.artifact("transcript.json").read_text()))
+    glossary = json.loads(st.artifact("glossary.json").read_text())
+    terms = glossary.get("terms", [])
+    source, target = document["source_language"], document["target_language"]
+    lines = make_lines(transcript, baseline)
+    cultural = load_cultural_terms()
+    reasons = select(lines, terms, cultural, source=source, target=target,
+                     enhance_all=settings.enhance_all)
+    if source == target or not baseline:
+        reasons = {}
+    base: dict[str, Any] = {
+        "segments": len(baseline), "selected": len(reasons),
+        "share_selected": round(len(reasons) / len(baseline), 4) if baseline else 0.0,
+        "reasons": dict(Counter(r.split(":")[0] for rs in reasons.values() for r in rs)),
+        "enhanced": 0, "cache_hits": 0, "requests": 0, "input_tokens": 0, "output_tokens": 0,
+        "cost_usd": 0.0, "not_enhanced": 0, "budget_stopped": False,
+    }
+    if not specs:
+        status = "not enhanced: no provider (set CPW_ENHANCE_PROVIDER)"
+        st.context.log.info(f"enhanced_translation: {status}")
+        _write(output, document, baseline, {}, reasons, {}, status)
+        return base | {"status": status}
+    if not reasons:
+        status = "not enhanced: no segment needs it"
+        _write(output, document, baseline, {}, reasons, {}, status)
+        return base | {"status": status}
+
+    reliability = st.cpw.reliability(run_id=st.context.run_id, title=st.key, asset=st.name)
+    providers = [(make_provider(s, settings, reliability, pricing,
+                                setting="CPW_ENHANCE_PROVIDER" if i == 0
+                                else "CPW_ENHANCE_FALLBACK"),
+                  pricing.price(s.provider, s.model)) for i, s in enumerate(specs)]
+    title_spent, day_spent = st.cpw.store.spent(st.key)
+    budget = Budget(settings.title_budget_usd, settings.daily_budget_usd, title_spent, day_spent)
+
+    def cache_hits(service: str, model: str, n: int) -> None:
+        st.record("api_calls", [{"service": service, "operation": "enhance", "attempts": 0,
+                                 "latency_ms": 0.0, "outcome": "cache_hit", "model": model,
+                                 "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
+                                 "segments": n}])
+
+    enhancer = Enhancer(providers, EnhanceCache(settings.home_dir / "cache" / "enhance.sqlite"),
+                        budget, source, target, batch_size=settings.enhance_batch_size,
+                        context_lines=settings.enhance_context_lines,
+                        summary=_summary(glossary), on_cache_hits=cache_hits,
+                        progress=st.log_progress("enhanced_translation"))
+    st.context.log.info(
+        f"enhancing {len(reasons)} of {len(lines)} segments with "
+        f"{' then '.join(s.label for s in specs)}; budget left ${budget.room():.4f} "
+        f"(title ${title_spent:.4f} of ${settings.title_budget_usd:.2f}, today "
+        f"${day_spent:.4f} of ${settings.daily_budget_usd:.2f})")
+    out = enhancer.run(lines, reasons, terms, cultural)
+    short = {s: out.count(s) for s in NOT_ENHANCED if out.count(s)}
+    for kind, n in short.items():
+        fallback = f"{n} segment(s) keep their MT text"
+        message = ("the title's or the day's budget would be exceeded" if kind == "budget"
+                   else "; ".join(out.errors)[-2000:])
+        st.record("degradations", [{"service": specs[0].provider, "kind": f"enhance_{kind}",
+                                    "message": message, "fallback": fallback}])
+        st.context.log.warning(f"enhancement {kind}: {fallback} ({message[:300]})")
+    status = ("enhanced" if not short else
+              "partly enhanced: " + ", ".join(f"{n} {k}" for k, n in short.items()))
+    _write(output, document, baseline, out.text, reasons, out.status, status, out.by)
+    st.context.log.info(
+        f"enhanced {out.count('enhanced')} segments, {out.cache_hits} from cache, "
+        f"{out.requests} requests, {out.input_tokens}+{out.output_tokens} tokens, "
+        f"${out.cost_usd:.5f}")
+    return base | {
+        "status": status, "enhanced": out.count("enhanced"), "cache_hits": out.cache_hits,
+        "requests": out.requests, "input_tokens": out.input_tokens,
+        "output_tokens": out.output_tokens, "cost_usd": round(out.cost_usd, 6),
+        "not_enhanced": sum(short.values()), "budget_stopped": out.budget_stopped,
+    }
+
+
+def _write(output, document: dict, baseline: list, texts: dict[int, str],
+           reasons: dict[int, list[str]], status: dict[int, str], summary: str,
+           by: dict[int, str] | None = None) -> None:
+    by = by or {}
+    segments = [replace(s, text=texts.get(s.id, s.text)) for s in baseline]
+    write_json(output, {
+        **{k: v for k, v in document.items() if k != "segments"},
+        "enhancement": summary,
+        "segments": [asdict(s) for s in segments],
+        "decisions": [{"id": s.id, "status": status.get(s.id, "kept"),
+                       "reasons": reasons.get(s.id, []), "by": by.get(s.id)}
+                      for s in baseline],
+    })
+
+
+def _quality(st: Stage, reference) -> dict:
+    transcript = read_segments(json.loads(st.artifact("transcript.json").read_text()))
+    baseline = read_segments(json.loads(st.artifact("translation.json").read_text()))
+    enhanced = read_segments(json.loads(st.artifact("enhanced.json").read_text()))
+    terms = json.loads(st.artifact("glossary.json").read_text()).get("terms", [])
+    ref_lines = load_reference(reference) if reference else None
+    base_scores, _ = score(transcript, baseline, terms, ref_lines)
+    enh_scores, broken = score(transcript, enhanced, terms, ref_lines, baseline=baseline)
+    ref_name = reference.name if reference else None
+    st.record("quality", [
+        {"variant": variant, "metric": metric, "value": value, "reference": ref_name}
+        for variant, scores in (("baseline", base_scores), ("enhanced", enh_scores))
+        for metric, value in scores.items() if value is not None
+    ])
+    if broken:
+        st.context.log.warning(f"names broken in the enhanced text: {broken[:5]}")
+    return {"reference": ref_name or "none", "baseline_scores": base_scores,
+            "enhanced_scores": enh_scores, "broken_names": broken}
+
+
+def _public(result: dict) -> dict:
+    """Flat metadata: scores as numbers, lists and dicts as text."""
+    flat: dict[str, Any] = {}
+    for key, value in result.items():
+        if key.endswith("_scores"):
+            variant = key.removesuffix("_scores")
+            flat |= {f"{variant}_{m}": v for m, v in value.items() if v is not None}
+        elif key == "broken_names":
+            flat["broken_names"] = len(value)
+        elif isinstance(value, dict):
+            flat[key] = json.dumps(value, ensure_ascii=False)
+        else:
+            flat[key] = value
+    return flat
+
+
+def _checks(result: dict) -> list[AssetCheckResult]:
+    base, enh = result["baseline_scores"], result["enhanced_scores"]
+    worse = {m: (base[m], enh[m]) for m in ("bleu", "chrf", "glossary_adherence",
+                                            "rule_compliance")
+             if base.get(m) is not None and enh.get(m) is not None and enh[m] < base[m] - 1e-9}
+    return [
+        AssetCheckResult(
+            check_name="enhancement_complete", passed=result["not_enhanced"] == 0,
+            severity=AssetCheckSeverity.WARN,
+            description="every selected segment enhanced (none kept for budget or failures)",
+            metadata={"status": result["status"], "not_enhanced": result["not_enhanced"]},
+        ),
+        AssetCheckResult(
+            check_name="not_worse_than_baseline", passed=not worse,
+            severity=AssetCheckSeverity.WARN,
+            description="enhanced scores are not below the translation's",
+            metadata={m: f"{b} → {e}" for m, (b, e) in worse.items()} or {"worse": "none"},
+        ),
+        AssetCheckResult(
+            check_name="names_intact", passed=not result["broken_names"],
+            severity=AssetCheckSeverity.ERROR,
+            description="glossary names spelled right and none the translation had dropped",
+            metadata={"broken_names": len(result["broken_names"]),
+                      "examples": json.dumps(result["broken_names"][:5], ensure_ascii=False)},
+        ),
+    ]

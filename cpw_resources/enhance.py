@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from rapidfuzz import fuzz
 
 from cpw_resources.llm import Completion, LlmProvider
 from cpw_resources.pricing import Price
@@ -41,6 +42,8 @@ from cpw_resources.reliability import ServiceError
 PROMPT_VERSION = 1
 CULTURAL_TERMS = Path(__file__).parent / "data" / "cultural_terms.tsv"
 LOW_LOGPROB = -0.8
+NEAR_NAME = 85.0
+_WORDS = re.compile(r"[^\W\d_][\w'’-]*")
 HIGH_NO_SPEECH = 0.5
 _LETTER = r"[\w\u0900-\u097F]"  # \w misses Devanagari vowel signs
 REFERS_BACK = {
@@ -134,6 +137,41 @@ def contains(text: str, term: str) -> bool:
     return bool(term) and _pattern(term).search(text.lower()) is not None
 
 
+_NOT_A_NAME_PART = {"the", "and", "mr", "mrs", "miss", "sir", "lord", "lady", "dr", "uncle",
+                    "aunt", "young", "old", "little", "big", "man", "woman", "boy", "girl"}
+
+
+def term_forms(term: dict[str, Any]) -> list[str]:
+    """How a glossary entry shows up in dialogue: a person's full name or any of its parts
+    ('Ron' for 'Ron Burgundy'); other terms only whole."""
+    full = str(term.get("term", "")).strip()
+    forms = [full] if full else []
+    if term.get("kind") in ("character", "actor"):
+        forms += [part for part in full.split()[1:] + full.split()[:1]
+                  if len(part) >= 3 and part[0].isupper()
+                  and part.lower() not in _NOT_A_NAME_PART and part != full]
+    return list(dict.fromkeys(forms))
+
+
+def mentions(text: str, term: dict[str, Any]) -> bool:
+    """Whole-word mention of a term or, for names of 4+ letters, a near miss (MT and ASR
+    spell unfamiliar names loosely: 'Akash' for 'Aakash')."""
+    forms = term_forms(term)
+    if any(contains(text, form) for form in forms):
+        return True
+    if term.get("kind") not in ("character", "actor"):
+        return False
+    words = _WORDS.findall(text.lower())
+    for form in forms:
+        n, target = len(form.split()), form.lower()
+        if len(target) < 4:
+            continue
+        if any(fuzz.ratio(" ".join(words[i:i + n]), target) >= NEAR_NAME
+               for i in range(len(words) - n + 1)):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class Line:
     """One segment as the enhancer sees it: source text, MT text and their confidences."""
@@ -171,7 +209,7 @@ def select(lines: Sequence[Line], glossary_terms: Sequence[dict[str, Any]],
     for index, line in enumerate(lines):
         why: list[str] = []
         for term in names:
-            if contains(line.source, term["term"]) or contains(line.translation, term["term"]):
+            if mentions(line.source, term) or mentions(line.translation, term):
                 kind = "name" if term.get("kind") in ("character", "actor") else "glossary"
                 why.append(f"{kind}:{term['term']}")
         for idiom in idioms:
@@ -344,8 +382,7 @@ class Enhancer:
 
     def _terms_in(self, lines: Sequence[Line]) -> list[dict[str, Any]]:
         return [t for t in self._terms
-                if any(contains(ln.source, t["term"]) or contains(ln.translation, t["term"])
-                       for ln in lines)]
+                if any(mentions(ln.source, t) or mentions(ln.translation, t) for ln in lines)]
 
     def _key(self, line: Line, provider_index: int) -> str:
         provider = self.providers[provider_index][0]

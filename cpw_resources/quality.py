@@ -20,6 +20,7 @@ import pysubs2
 import sacrebleu
 from rapidfuzz import fuzz
 
+from cpw_resources.enhance import term_forms
 from cpw_resources.errors import MediaError
 from cpw_resources.records import Segment
 from cpw_resources.subtitle_rules import SubtitleRules, build_cues, check_cues
@@ -165,7 +166,8 @@ def score(source: Sequence[Segment], output: Sequence[Segment], terms: Sequence[
           reference: Sequence[RefLine] | None, baseline: Sequence[Segment] | None = None,
           ) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
     """All scores of one variant, and its broken names."""
-    names = [t["term"] for t in terms if t.get("kind") in ("character", "actor")]
+    names = list(dict.fromkeys(form for t in terms if t.get("kind") in ("character", "actor")
+                               for form in term_forms(t)))
     accuracy, broken = name_accuracy(source, output, names, baseline)
     scores: dict[str, float | None] = {
         "name_accuracy": accuracy,

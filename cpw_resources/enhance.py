@@ -28,6 +28,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,7 @@ def load_cultural_terms(path: Path = CULTURAL_TERMS) -> list[CulturalTerm]:
     return terms
 
 
+@lru_cache(maxsize=4096)
 def _pattern(term: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!{_LETTER}){re.escape(term.lower())}(?!{_LETTER})")
 
@@ -153,6 +155,31 @@ def term_forms(term: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
+_SPELLINGS = [(re.compile(a), b) for a, b in (
+    (r"aa+", "a"), (r"ee+|ii+|y$", "i"), (r"oo+|uu+", "u"), (r"w", "v"), (r"ph", "f"),
+    (r"([bcdgjkpqrst])h", r"\1"), (r"(.)\1+", r"\1"),
+)]
+
+
+@lru_cache(maxsize=65536)
+def spelling_key(word: str) -> str:
+    """A loose romanisation key, so 'Sameer'/'Samir', 'Pooja'/'Puja' and 'Siddharth'/
+    'Sidharth' (the same name spelled as people and MT do) compare equal."""
+    key = word.lower()
+    for pattern, replacement in _SPELLINGS:
+        key = pattern.sub(replacement, key)
+    return key
+
+
+def near_name(candidate: str, name: str) -> bool:
+    """``candidate`` is ``name`` spelled a little differently (not identical)."""
+    a, b = candidate.lower(), name.lower()
+    if a == b or len(b) < 4:
+        return False
+    return (fuzz.ratio(a, b) >= NEAR_NAME
+            or fuzz.ratio(spelling_key(a), spelling_key(b)) >= NEAR_NAME)
+
+
 def mentions(text: str, term: dict[str, Any]) -> bool:
     """Whole-word mention of a term or, for names of 4+ letters, a near miss (MT and ASR
     spell unfamiliar names loosely: 'Akash' for 'Aakash')."""
@@ -161,13 +188,10 @@ def mentions(text: str, term: dict[str, Any]) -> bool:
         return True
     if term.get("kind") not in ("character", "actor"):
         return False
-    words = _WORDS.findall(text.lower())
+    words = _WORDS.findall(text)
     for form in forms:
-        n, target = len(form.split()), form.lower()
-        if len(target) < 4:
-            continue
-        if any(fuzz.ratio(" ".join(words[i:i + n]), target) >= NEAR_NAME
-               for i in range(len(words) - n + 1)):
+        n = len(form.split())
+        if any(near_name(" ".join(words[i:i + n]), form) for i in range(len(words) - n + 1)):
             return True
     return False
 

@@ -18,14 +18,12 @@ from typing import Any
 
 import pysubs2
 import sacrebleu
-from rapidfuzz import fuzz
 
-from cpw_resources.enhance import term_forms
+from cpw_resources.enhance import near_name, term_forms
 from cpw_resources.errors import MediaError
 from cpw_resources.records import Segment
 from cpw_resources.subtitle_rules import SubtitleRules, build_cues, check_cues
 
-NEAR_MISS = 80.0
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 
 
@@ -99,8 +97,7 @@ def name_findings(text: str, name: str) -> tuple[bool, bool]:
     """(spelled right, a near miss such as 'Akash' for 'Aakash') for ``name`` in ``text``."""
     right = re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
     n = max(1, len(name.split()))
-    near = any(w.lower() != name.lower() and fuzz.ratio(w.lower(), name.lower()) >= NEAR_MISS
-               for w in _windows(text, n))
+    near = any(near_name(w, name) for w in _windows(text, n))
     return right, near and not right
 
 

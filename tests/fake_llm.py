@@ -34,7 +34,7 @@ def edit(segment: dict[str, Any], glossary: list[dict[str, Any]]) -> str:
         for i in range(len(words) - n + 1):
             window = " ".join(words[i:i + n])
             bare = re.sub(r"[^\w\s'-]", "", window)
-            if bare != name and fuzz.ratio(bare.lower(), name.lower()) >= 75:
+            if bare != name and fuzz.ratio(bare.lower(), name.lower()) >= 70:
                 words[i:i + n] = [window.replace(bare, name)]
         text = " ".join(words)
     return text

@@ -24,6 +24,14 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
                      run_id=run_id, title="film_a", asset="subtitles")
     store.append("runs", [{"status": "failed", "error_message": "not media"}],
                  run_id="r3", title="film_b", asset="audio")
+    store.append("api_calls", [
+        {"service": "openai", "operation": "chat", "outcome": "ok", "model": "gpt-4o-mini",
+         "input_tokens": 1000, "output_tokens": 200, "cost_usd": 0.00027},
+        {"service": "openai", "operation": "chat", "outcome": "ok", "model": "gpt-4o-mini",
+         "input_tokens": 3000, "output_tokens": 600, "cost_usd": 0.00081},
+        {"service": "openai", "operation": "enhance", "outcome": "cache_hit", "cost_usd": 0.0,
+         "segments": 7},
+    ], run_id="r1", title="film_a", asset="enhanced_translation")
 
     result = materialize([metrics_models], instance=instance,
                          resources={"cpw": CpwResource(home=str(home))})
@@ -39,6 +47,9 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
             "select run_id, wall_seconds, audio_seconds_per_second from title_stage_summary"
         ).fetchall()
         assert stage == [("r2", 8.0, 5.0)]
+        costs = con.execute("select title, requests, input_tokens, output_tokens, cost_usd, "
+                            "lines_from_cache from title_costs").fetchall()
+        assert costs == [("film_a", 2, 4000, 800, 0.00108, 7)]
         # The pipeline's own views sit beside dbt's models in the same file.
         assert con.execute("select count(*) from runs").fetchone() == (3,)
 

@@ -30,6 +30,13 @@ def test_jfk_end_to_end(run_title, media_dir, store, home):
     assert wer <= WER_LIMIT, (wer, hypothesis)
     assert run.vtt().read_text().startswith("WEBVTT")
 
+    # No LLM configured: the enhanced translation is the translation, and says why.
+    enhanced = json.loads((run.dir / "enhanced.json").read_text())
+    translation = json.loads((run.dir / "translation.json").read_text())
+    assert enhanced["segments"] == translation["segments"]
+    assert enhanced["enhancement"].startswith("not enhanced: no provider")
+    assert {d["status"] for d in enhanced["decisions"]} == {"kept"}
+
     stages = store.read("stage_metrics")
     assert sorted(stages["asset"].to_list()) == sorted(
         ["media", "audio", "transcript", "glossary", "translation", "enhanced_translation",

@@ -14,13 +14,14 @@ from tests.fake_llm import edit, serve
 from tests.fake_service import fake_service, status
 
 REFERENCE = SAMPLE.with_name("voicemail_fr.en.txt")
+KEY = "sk-test-0123456789abcdefghij"
 
 
 @pytest.fixture
 def llm(monkeypatch):
     with fake_service() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdefghij")
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
         monkeypatch.setenv("CPW_ENHANCE_PROVIDER", "openai:gpt-4o-mini")
         monkeypatch.setenv("CPW_ENHANCE_ALL", "true")
         monkeypatch.setenv("CPW_ENHANCE_BATCH_SIZE", "4")
@@ -87,6 +88,11 @@ def test_enhancement_is_costed_cached_and_scored(run_title, media_dir, store, ll
     assert names == {"baseline": 1.0, "enhanced": 1.0}
     for name in ("enhancement_complete", "not_worse_than_baseline", "names_intact"):
         assert _check(run, name).passed, name
+    # The key is in no event file, log message or metadata.
+    for path in (home / "events").rglob("*.parquet"):
+        assert KEY.encode() not in path.read_bytes()
+    for event in run.result.all_events:
+        assert KEY not in (event.message or "") and KEY not in str(event.event_specific_data)
 
     # Another batch size re-runs the stage; every line comes from the cache, at no cost.
     monkeypatch.setenv("CPW_ENHANCE_BATCH_SIZE", "3")

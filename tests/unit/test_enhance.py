@@ -309,3 +309,35 @@ def test_the_day_budget_counts_too(openai_server, rel, tmp_path):
         lines, reasons, TERMS)
     assert out.budget_stopped and len(openai_server.requests) == 0
     assert out.count("budget") == len(reasons) == 4
+
+
+def test_an_openai_compatible_server_through_its_base_url(rel, tmp_path, monkeypatch):
+    from cpw_resources.errors import ConfigError
+    from cpw_resources.llm import ProviderSpec, make_provider
+    from cpw_resources.settings import Settings
+
+    with fake_service() as ollama:
+        serve(ollama)
+        settings = Settings(home=tmp_path / "home", compatible_base_url=ollama.url + "/v1")
+        spec = ProviderSpec.parse("compatible:llama3.1:8b", "CPW_ENHANCE_PROVIDER")
+        assert spec.model == "llama3.1:8b"
+        provider = make_provider(spec, settings, rel)
+        lines = _lines(6)
+        out = _enhancer([(provider, provider.price)], tmp_path).run(
+            lines, _reasons(lines), TERMS)
+        assert out.count("enhanced") == 2 and out.cost_usd == 0.0  # a local server is free
+        assert ollama.requests[0]["path"] == "/v1/chat/completions"
+        assert json.loads(ollama.requests[0]["body"])["model"] == "llama3.1:8b"
+    assert rel.events[-1]["service"] == "openai-compatible"
+
+    with pytest.raises(ConfigError, match="CPW_COMPATIBLE_BASE_URL"):
+        make_provider(spec, Settings(home=tmp_path / "h2"), rel)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        make_provider(ProviderSpec("openai", "gpt-4o-mini"), settings, rel)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with pytest.raises(ConfigError, match="CPW_PRICING_FILE"):
+        make_provider(ProviderSpec("openai", "gpt-unpriced"), settings, rel)
+    with pytest.raises(ConfigError, match="PROVIDER:MODEL"):
+        ProviderSpec.parse("gpt-4o-mini", "CPW_ENHANCE_PROVIDER")

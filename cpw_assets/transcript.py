@@ -18,6 +18,7 @@ from cpw_resources.errors import ConfigError
 from cpw_resources.glossary import sidecar_language
 from cpw_resources.media import SAMPLE_RATE, load_wav
 from cpw_resources.models import model_identity
+from cpw_resources.quality import load_reference, reference_path, word_error_rate
 
 
 @asset(partitions_def=titles, group_name="speech", deps=[audio], pool=ASR_POOL)
@@ -74,6 +75,10 @@ def _transcribe(st: Stage, config: AsrConfig, language: str | None) -> dict:
     })
     words = sum(len(s.words) for s in segments)
     proxies = _quality_proxies(segments)
+    reference = reference_path(st.title.media, result.language) if result.language else None
+    if reference is not None:
+        proxies["wer"] = word_error_rate(load_reference(reference), segments)
+        st.context.log.info(f"WER against {reference.name}: {proxies['wer']}")
     st.record("training_examples", [{
         **{k: fingerprint.get(k) for k in (
             "duration_s", "loudness_dbfs", "peak_dbfs", "speech_ratio", "music_ratio",

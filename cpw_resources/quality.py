@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jiwer
 import pysubs2
 import sacrebleu
 
@@ -86,6 +87,19 @@ def reference_scores(reference: Sequence[RefLine], output: Sequence[Segment]) ->
     refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
     return {"bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
             "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2)}
+
+
+def _normalise(text: str) -> str:
+    return " ".join(w.lower() for w in _WORD.findall(text.replace("’", "'")))
+
+
+def word_error_rate(reference: Sequence[RefLine], output: Sequence[Segment]) -> float | None:
+    """WER (jiwer) of the whole transcript against a same-language reference subtitle, after
+    lower-casing and dropping punctuation; None when the reference has no words."""
+    ref = _normalise(" ".join(r.text for r in reference))
+    if not ref:
+        return None
+    return round(jiwer.wer(ref, _normalise(" ".join(s.text for s in output))), 4)
 
 
 def _windows(text: str, n: int) -> list[str]:

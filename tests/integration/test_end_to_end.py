@@ -18,7 +18,11 @@ def _words(text: str) -> str:
 
 
 def test_jfk_end_to_end(run_title, media_dir, store, home):
-    run = run_title(copy_to(JFK, media_dir, "JFK Inaugural (1961).wav"))
+    media = copy_to(JFK, media_dir, "JFK Inaugural (1961).wav")
+    # A reference subtitle in the spoken language gives the training example its WER.
+    media.with_name("JFK Inaugural (1961).en.srt").write_text(
+        f"1\n00:00:00,000 --> 00:00:11,000\n{JFK_TEXT}\n")
+    run = run_title(media)
     assert run.success
     assert run.key == "jfk_inaugural_1961"
 
@@ -46,6 +50,8 @@ def test_jfk_end_to_end(run_title, media_dir, store, home):
     examples = store.read("training_examples")
     assert examples.height == 1 and examples["words"][0] >= 20
     assert examples["model"][0] == "tiny.en" and examples["language"][0] == "en"
+    assert examples["wer"][0] is not None and examples["wer"][0] <= WER_LIMIT
+    assert abs(examples["wer"][0] - wer) < 0.05  # the same words as the subtitles
 
     # The analyst's view: a read-only DuckDB session over the same events.
     with duckdb.connect(str(home / "cpw.duckdb"), read_only=True) as con:

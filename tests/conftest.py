@@ -60,6 +60,12 @@ class TitleRun:
     def srt(self, lang: str = "en") -> Path:
         return self.dir / f"{self.key}.{lang}.srt"
 
+    def check(self, name: str):
+        """The evaluation of asset check ``name`` in this run."""
+        return [e.event_specific_data for e in self.result.all_events
+                if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                and e.event_specific_data.check_name == name][0]
+
     def vtt(self, lang: str = "en") -> Path:
         return self.dir / f"{self.key}.{lang}.vtt"
 

@@ -39,12 +39,6 @@ def _title(media_dir):
     return media
 
 
-def _check(run, name):
-    return [e.event_specific_data for e in run.result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-            and e.event_specific_data.check_name == name][0]
-
-
 def _meta(run, asset="enhanced_translation"):
     return [e.materialization.metadata for e in run.result.get_asset_materialization_events()
             if e.asset_key.path == [asset]][0]
@@ -87,7 +81,7 @@ def test_enhancement_is_costed_cached_and_scored(run_title, media_dir, store, ll
              if r["metric"] == "name_accuracy"}
     assert names == {"baseline": 1.0, "enhanced": 1.0}
     for name in ("enhancement_complete", "not_worse_than_baseline", "names_intact"):
-        assert _check(run, name).passed, name
+        assert run.check(name).passed, name
     # The key is in no event file, log message or metadata.
     for path in (home / "events").rglob("*.parquet"):
         assert KEY.encode() not in path.read_bytes()
@@ -113,10 +107,10 @@ def test_broken_names_fail_the_check_and_worse_text_warns(run_title, media_dir, 
     serve(llm, editor=vandal)
     run = run_title(_title(media_dir), whisper_model="base")
     assert run.success  # checks report; they do not stop the subtitles
-    names = _check(run, "names_intact")
+    names = run.check("names_intact")
     assert not names.passed and names.severity.value == "ERROR"
     assert "Asterix" in names.metadata["examples"].value.replace("ASTERIX", "Asterix")
-    worse = _check(run, "not_worse_than_baseline")
+    worse = run.check("not_worse_than_baseline")
     assert not worse.passed and worse.severity.value == "WARN"
     assert "bleu" in worse.metadata and run.srt().stat().st_size > 0
 
@@ -130,7 +124,7 @@ def test_provider_down_keeps_the_mt_text_flagged(run_title, media_dir, store, ll
     enhanced = json.loads((run.dir / "enhanced.json").read_text())
     assert enhanced["segments"] == translation["segments"]
     assert {d["status"] for d in enhanced["decisions"]} == {"failed"}
-    assert not _check(run, "enhancement_complete").passed
+    assert not run.check("enhancement_complete").passed
     assert store.read("degradations")["kind"].to_list() == ["enhance_failed"]
     assert len(llm.requests) == 4  # one call's retries; then the breaker is open
     assert "MT text" in store.read("degradations")["fallback"][0]

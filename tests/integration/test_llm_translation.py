@@ -31,12 +31,6 @@ def openai_server(monkeypatch):
         yield server
 
 
-def _check(run, name):
-    return [e.event_specific_data for e in run.result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-            and e.event_specific_data.check_name == name][0]
-
-
 def test_llm_backend_translates_in_batches(run_title, media_dir, store, openai_server):
     def reply(path: str):
         body = json.loads(openai_server.requests[-1]["body"])
@@ -53,7 +47,7 @@ def test_llm_backend_translates_in_batches(run_title, media_dir, store, openai_s
                zip(translation["segments"], transcript["segments"], strict=True))
     n = len(transcript["segments"])
     assert len(openai_server.requests) == -(-n // 4)  # ceil: batches of 4
-    assert _check(run, "translation_complete").passed
+    assert run.check("translation_complete").passed
     calls = store.read("api_calls")
     assert set(calls["service"]) == {"openai"} and set(calls["outcome"]) == {"ok"}
 
@@ -69,7 +63,7 @@ def test_provider_down_keeps_the_original_text_and_the_title_finishes(
     assert [s["text"] for s in translation["segments"]] == [
         s["text"] for s in transcript["segments"]]
     assert translation["untranslated_segment_ids"] == [s["id"] for s in transcript["segments"]]
-    assert not _check(run, "translation_complete").passed
+    assert not run.check("translation_complete").passed
     assert store.read("degradations")["kind"].to_list() == ["translation_failed"]
     assert len(openai_server.requests) == 4  # first batch: 3 retries; then the breaker is open
     assert run.srt().stat().st_size > 0

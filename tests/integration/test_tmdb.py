@@ -37,12 +37,6 @@ def _film(media_dir, name="Ask Not (1961).wav"):
     return media
 
 
-def _check(run, name):
-    return [e.event_specific_data for e in run.result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-            and e.event_specific_data.check_name == name][0]
-
-
 def test_tmdb_names_join_the_glossary_and_are_kept(run_title, media_dir, store, tmdb):
     tmdb.program(ok(SEARCH), ok(CREDITS))
     run = run_title(_film(media_dir))
@@ -58,7 +52,7 @@ def test_tmdb_names_join_the_glossary_and_are_kept(run_title, media_dir, store, 
     calls = store.read("api_calls").sort("ts")
     assert calls["operation"].to_list() == ["search_movie", "movie_credits"]
     assert calls["outcome"].to_list() == ["ok", "ok"]
-    assert _check(run, "tmdb_names").passed
+    assert run.check("tmdb_names").passed
 
     # Kept responses: another copy of the film asks TMDB nothing.
     again = run_title(_film(media_dir, "Ask Not (1961) copy.wav").with_suffix(".wav"))
@@ -78,7 +72,7 @@ def test_tmdb_down_degrades_and_the_breaker_then_fails_fast(run_title, media_dir
     assert run.success
     glossary = json.loads((run.dir / "glossary.json").read_text())
     assert not [t for t in glossary["terms"] if t["source"] == "tmdb"]
-    assert not _check(run, "tmdb_names").passed
+    assert not run.check("tmdb_names").passed
     degradations = store.read("degradations")
     assert degradations["service"].to_list() == ["tmdb"]
     assert len(tmdb.requests) == 4  # 3 retries, then the failed call opened the breaker
@@ -112,7 +106,7 @@ def test_a_second_round_after_a_burst_of_failures_gets_full_names(run_title, med
     # Search answers; credits fail 4 times in a row (its retries spent), then answer.
     tmdb.program(ok(SEARCH), status(502), status(503), status(500), status(503), ok(CREDITS))
     run = run_title(_film(media_dir))
-    assert run.success and _check(run, "tmdb_names").passed
+    assert run.success and run.check("tmdb_names").passed
     glossary = json.loads((run.dir / "glossary.json").read_text())
     assert [t for t in glossary["terms"] if t["source"] == "tmdb"]
     # The kept search reply was not asked for again in the second round.

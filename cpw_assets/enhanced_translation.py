@@ -11,7 +11,8 @@ when enhancement fell short or scored below the baseline and fail when it broke 
 
 import json
 from collections import Counter
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -39,10 +40,11 @@ from cpw_resources.enhance import (
     make_lines,
     select,
 )
+from cpw_resources.errors import MediaError
 from cpw_resources.llm import ProviderSpec, make_provider
 from cpw_resources.pricing import Pricing
 from cpw_resources.quality import load_reference, reference_path, score
-from cpw_resources.records import read_segments
+from cpw_resources.records import Segment, read_segments
 
 CHECKS = ("enhancement_complete", "not_worse_than_baseline", "names_intact")
 NOT_ENHANCED = ("failed", "budget", "rejected")
@@ -73,8 +75,9 @@ def enhanced_translation(context: AssetExecutionContext, cpw: CpwResource) -> Ma
             reference=sha256_file(reference) if reference else None,
         )
         if result is None:
-            result = _enhance(st, specs, pricing, output)
-            result |= _quality(st, reference)
+            inputs = _Inputs.load(st)
+            result, enhanced = _enhance(st, inputs, specs, pricing, output)
+            result |= _quality(st, inputs, enhanced, reference)
             if not result["not_enhanced"]:  # a short-changed title tries again next run
                 st.save(result)
     return MaterializeResult(metadata=st.metadata(_public(result)),
@@ -104,15 +107,31 @@ def _summary(glossary: dict[str, Any]) -> str:
     return "; ".join(parts)[:600]
 
 
-def _enhance(st: Stage, specs: list[ProviderSpec], pricing: Pricing | None, output) -> dict:
+@dataclass(frozen=True)
+class _Inputs:
+    """The stage's input artifacts, read once."""
+
+    document: dict[str, Any]  # translation.json
+    baseline: list[Segment]
+    transcript: list[Segment]
+    glossary: dict[str, Any]
+
+    @classmethod
+    def load(cls, st: Stage) -> "_Inputs":
+        document = json.loads(st.artifact("translation.json").read_text())
+        return cls(document, read_segments(document),
+                   read_segments(json.loads(st.artifact("transcript.json").read_text())),
+                   json.loads(st.artifact("glossary.json").read_text()))
+
+
+def _enhance(st: Stage, inputs: _Inputs, specs: list[ProviderSpec], pricing: Pricing | None,
+             output: Path) -> tuple[dict, list[Segment]]:
+    """Enhance what needs it and write ``enhanced.json``; (result, enhanced segments)."""
     settings = st.settings
-    document = json.loads(st.artifact("translation.json").read_text())
-    baseline = read_segments(document)
-    transcript = read_segments(json.loads(st.artifact("transcript.json").read_text()))
-    glossary = json.loads(st.artifact("glossary.json").read_text())
+    document, baseline, glossary = inputs.document, inputs.baseline, inputs.glossary
     terms = glossary.get("terms", [])
     source, target = document["source_language"], document["target_language"]
-    lines = make_lines(transcript, baseline)
+    lines = make_lines(inputs.transcript, baseline)
     cultural = load_cultural_terms()
     reasons = select(lines, terms, cultural, source=source, target=target,
                      enhance_all=settings.enhance_all)
@@ -128,12 +147,12 @@ def _enhance(st: Stage, specs: list[ProviderSpec], pricing: Pricing | None, outp
     if not specs:
         status = "not enhanced: no provider (set CPW_ENHANCE_PROVIDER)"
         st.context.log.info(f"enhanced_translation: {status}")
-        _write(output, document, baseline, {}, reasons, {}, status)
-        return base | {"status": status}
+        return base | {"status": status}, _write(output, document, baseline, {}, reasons, {},
+                                                 status)
     if not reasons:
         status = "not enhanced: no segment needs it"
-        _write(output, document, baseline, {}, reasons, {}, status)
-        return base | {"status": status}
+        return base | {"status": status}, _write(output, document, baseline, {}, reasons, {},
+                                                 status)
 
     reliability = st.cpw.reliability(run_id=st.context.run_id, title=st.key, asset=st.name)
     providers = [(make_provider(s, settings, reliability, pricing,
@@ -170,7 +189,7 @@ def _enhance(st: Stage, specs: list[ProviderSpec], pricing: Pricing | None, outp
         st.context.log.warning(f"enhancement {kind}: {fallback} ({message[:300]})")
     status = ("enhanced" if not short else
               "partly enhanced: " + ", ".join(f"{n} {k}" for k, n in short.items()))
-    _write(output, document, baseline, out.text, reasons, out.status, status, out.by)
+    enhanced = _write(output, document, baseline, out.text, reasons, out.status, status, out.by)
     st.context.log.info(
         f"enhanced {out.count('enhanced')} segments, {out.cache_hits} from cache, "
         f"{out.requests} requests, {out.input_tokens}+{out.output_tokens} tokens, "
@@ -180,12 +199,12 @@ def _enhance(st: Stage, specs: list[ProviderSpec], pricing: Pricing | None, outp
         "requests": out.requests, "input_tokens": out.input_tokens,
         "output_tokens": out.output_tokens, "cost_usd": round(out.cost_usd, 6),
         "not_enhanced": sum(short.values()), "budget_stopped": out.budget_stopped,
-    }
+    }, enhanced
 
 
-def _write(output, document: dict, baseline: list, texts: dict[int, str],
+def _write(output: Path, document: dict, baseline: list[Segment], texts: dict[int, str],
            reasons: dict[int, list[str]], status: dict[int, str], summary: str,
-           by: dict[int, str] | None = None) -> None:
+           by: dict[int, str] | None = None) -> list[Segment]:
     by = by or {}
     segments = [replace(s, text=texts.get(s.id, s.text)) for s in baseline]
     write_json(output, {
@@ -196,16 +215,24 @@ def _write(output, document: dict, baseline: list, texts: dict[int, str],
                        "reasons": reasons.get(s.id, []), "by": by.get(s.id)}
                       for s in baseline],
     })
+    return segments
 
 
-def _quality(st: Stage, reference) -> dict:
-    transcript = read_segments(json.loads(st.artifact("transcript.json").read_text()))
-    baseline = read_segments(json.loads(st.artifact("translation.json").read_text()))
-    enhanced = read_segments(json.loads(st.artifact("enhanced.json").read_text()))
-    terms = json.loads(st.artifact("glossary.json").read_text()).get("terms", [])
-    ref_lines = load_reference(reference) if reference else None
-    base_scores, _ = score(transcript, baseline, terms, ref_lines)
-    enh_scores, broken = score(transcript, enhanced, terms, ref_lines, baseline=baseline)
+def _quality(st: Stage, inputs: _Inputs, enhanced: list[Segment],
+             reference: Path | None) -> dict:
+    terms = inputs.glossary.get("terms", [])
+    ref_lines = None
+    if reference is not None:
+        try:
+            ref_lines = load_reference(reference)
+        except MediaError as error:  # an optional input: score without it, say why
+            st.record("input_errors", [{"path": str(reference), "error_class": "MediaError",
+                                        "message": str(error)}])
+            st.context.log.warning(f"reference not used: {error}")
+            reference = None
+    base_scores, _ = score(inputs.transcript, inputs.baseline, terms, ref_lines)
+    enh_scores, broken = score(inputs.transcript, enhanced, terms, ref_lines,
+                               baseline=inputs.baseline)
     ref_name = reference.name if reference else None
     st.record("quality", [
         {"variant": variant, "metric": metric, "value": value, "reference": ref_name}

@@ -14,7 +14,7 @@ from cpw_assets.stage import Stage, stage
 from cpw_resources.asr import AsrConfig, is_multilingual, load_model, transcribe
 from cpw_resources.atomic import write_json
 from cpw_resources.dagster_resource import CpwResource
-from cpw_resources.errors import ConfigError
+from cpw_resources.errors import ConfigError, MediaError
 from cpw_resources.glossary import sidecar_language
 from cpw_resources.media import SAMPLE_RATE, load_wav
 from cpw_resources.models import model_identity
@@ -77,8 +77,11 @@ def _transcribe(st: Stage, config: AsrConfig, language: str | None) -> dict:
     proxies = _quality_proxies(segments)
     reference = reference_path(st.title.media, result.language) if result.language else None
     if reference is not None:
-        proxies["wer"] = word_error_rate(load_reference(reference), segments)
-        st.context.log.info(f"WER against {reference.name}: {proxies['wer']}")
+        try:
+            proxies["wer"] = word_error_rate(load_reference(reference), segments)
+            st.context.log.info(f"WER against {reference.name}: {proxies['wer']}")
+        except MediaError as error:  # optional: the transcript stands without it
+            st.context.log.warning(f"reference not used for WER: {error}")
     st.record("training_examples", [{
         **{k: fingerprint.get(k) for k in (
             "duration_s", "loudness_dbfs", "peak_dbfs", "speech_ratio", "music_ratio",

@@ -112,3 +112,17 @@ def test_batched_pipeline_and_beam_settings(run_title, media_dir):
     text = " ".join(s["text"] for s in transcript["segments"])
     assert jiwer.wer(_words(JFK_TEXT), _words(text)) <= WER_LIMIT, text
     assert all(s["words"] for s in transcript["segments"])
+
+
+def test_a_broken_reference_subtitle_is_reported_and_harms_nothing(run_title, media_dir,
+                                                                   store):
+    media = copy_to(JFK, media_dir, "Ask Not.wav")
+    media.with_name("Ask Not.en.srt").write_bytes(b"\x00\x01\x02 not a subtitle file")
+    run = run_title(media)
+    assert run.success and run.srt().stat().st_size > 0
+    errors = store.read("input_errors")
+    assert errors["path"].to_list() == [str(media.with_name("Ask Not.en.srt"))]
+    assert "Ask Not.en.srt" in errors["message"][0]
+    assert store.read("training_examples")["wer"].to_list() == [None]
+    metrics = set(store.read("quality")["metric"])
+    assert "rule_compliance" in metrics and "bleu" not in metrics

@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from rapidfuzz import fuzz
 
+from cpw_resources.glossary import WORD
 from cpw_resources.llm import Completion, LlmProvider
 from cpw_resources.pricing import Price
 from cpw_resources.records import Segment
@@ -44,7 +45,6 @@ PROMPT_VERSION = 1
 CULTURAL_TERMS = Path(__file__).parent / "data" / "cultural_terms.tsv"
 LOW_LOGPROB = -0.8
 NEAR_NAME = 85.0
-_WORDS = re.compile(r"[^\W\d_][\w'’-]*")
 HIGH_NO_SPEECH = 0.5
 _LETTER = r"[\w\u0900-\u097F]"  # \w misses Devanagari vowel signs
 REFERS_BACK = {
@@ -188,7 +188,7 @@ def mentions(text: str, term: dict[str, Any]) -> bool:
         return True
     if term.get("kind") not in ("character", "actor"):
         return False
-    words = _WORDS.findall(text)
+    words = WORD.findall(text)
     for form in forms:
         n = len(form.split())
         if any(near_name(" ".join(words[i:i + n]), form) for i in range(len(words) - n + 1)):

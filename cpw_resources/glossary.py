@@ -27,7 +27,8 @@ from cpw_resources.records import Segment
 METADATA_FIELDS = ("title", "year", "series", "director", "genre", "language", "tmdb_id",
                    "summary")
 FUZZY_NAME_SCORE = 88.0
-_WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
+# A word: a letter, then letters, digits, apostrophes or hyphens (any script).
+WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 _LANGUAGE_NAMES = {
     "hindi": "hi", "english": "en", "urdu": "ur", "tamil": "ta", "telugu": "te",
     "bengali": "bn", "marathi": "mr", "punjabi": "pa", "gujarati": "gu", "french": "fr",
@@ -127,7 +128,7 @@ def candidate_names(segments: Sequence[Segment], known: set[str]) -> list[dict[s
     """Capitalised words that recur mid-sentence: likely names Whisper heard (Latin script)."""
     counts: Counter[str] = Counter()
     for seg in segments:
-        tokens = _WORD.findall(seg.text)
+        tokens = WORD.findall(seg.text)
         for previous, token in zip(tokens, tokens[1:], strict=False):
             if token[0].isupper() and not previous.endswith((".", "?", "!")) and token != "I":
                 counts[token] += 1
@@ -165,7 +166,7 @@ def build_glossary(media: Path, segments: Sequence[Segment],
             known.add(term.term.lower())
             terms.append(term)
     text = " ".join(seg.text for seg in segments)
-    words = _WORD.findall(text)
+    words = WORD.findall(text)
     text_lower = text.lower()
     counted = [
         Term(**{**asdict(t), "occurrences": count_occurrences(t.term, words, text_lower)})

@@ -22,10 +22,9 @@ import sacrebleu
 
 from cpw_resources.enhance import near_name, term_forms
 from cpw_resources.errors import MediaError
+from cpw_resources.glossary import WORD
 from cpw_resources.records import Segment
 from cpw_resources.subtitle_rules import SubtitleRules, build_cues, check_cues
-
-_WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ def reference_scores(reference: Sequence[RefLine], output: Sequence[Segment]) ->
 
 
 def _normalise(text: str) -> str:
-    return " ".join(w.lower() for w in _WORD.findall(text.replace("’", "'")))
+    return " ".join(w.lower() for w in WORD.findall(text.replace("’", "'")))
 
 
 def word_error_rate(reference: Sequence[RefLine], output: Sequence[Segment]) -> float | None:
@@ -103,7 +102,7 @@ def word_error_rate(reference: Sequence[RefLine], output: Sequence[Segment]) -> 
 
 
 def _windows(text: str, n: int) -> list[str]:
-    words = _WORD.findall(text)
+    words = WORD.findall(text)
     return [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
 
 

@@ -27,7 +27,7 @@ BIN = Path(sys.executable).parent
 PLAIN = """
 import sys, time
 from faster_whisper import WhisperModel
-from cpw_resources.models import resolve_model
+from cpw_resources.speech.models import resolve_model
 from cpw_resources.settings import Settings
 path, model_name, beam = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model = WhisperModel(str(resolve_model(model_name, Settings())), device="cpu",

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from tokenizers import Tokenizer  # noqa: E402
 
-from cpw_resources.enhance import (  # noqa: E402
+from cpw_resources.llm.enhance import (  # noqa: E402
     Budget,
     EnhanceCache,
     Enhancer,
@@ -43,13 +43,13 @@ from cpw_resources.enhance import (  # noqa: E402
     load_cultural_terms,
     select,
 )
-from cpw_resources.llm import OpenAIProvider  # noqa: E402
-from cpw_resources.models import resolve_model  # noqa: E402
-from cpw_resources.pricing import Pricing  # noqa: E402
-from cpw_resources.quality import RefLine, score  # noqa: E402
+from cpw_resources.llm.pricing import Pricing  # noqa: E402
+from cpw_resources.llm.providers import OpenAIProvider  # noqa: E402
 from cpw_resources.records import Segment  # noqa: E402
-from cpw_resources.reliability import Policy, Reliability  # noqa: E402
+from cpw_resources.services.reliability import Policy, Reliability  # noqa: E402
 from cpw_resources.settings import Settings  # noqa: E402
+from cpw_resources.speech.models import resolve_model  # noqa: E402
+from cpw_resources.subtitles.quality import RefLine, score  # noqa: E402
 from tests.fake_llm import serve  # noqa: E402
 from tests.fake_service import fake_service  # noqa: E402
 

@@ -50,9 +50,9 @@ def run(tmp: Path, n_files: int, n_new: int) -> None:
 
     from dagster import build_sensor_context, instance_for_test
 
-    from cpw_assets.partitions import titles
-    from cpw_resources.dagster_resource import CpwResource
-    from cpw_resources.titles import TitleRegistry
+    from cpw_resources.orchestration.partitions import titles
+    from cpw_resources.orchestration.resources import CpwResource
+    from cpw_resources.store.titles import TitleRegistry
     from cpw_sensors.inbox import Cursor, inbox_sensor
 
     files = []

@@ -57,7 +57,7 @@ def plain(paths: list[Path], model_name: str, env: dict[str, str]) -> float:
     code = (
         "import sys, time\n"
         "from faster_whisper import WhisperModel\n"
-        "from cpw_resources.models import resolve_model\n"
+        "from cpw_resources.speech.models import resolve_model\n"
         "from cpw_resources.settings import Settings\n"
         "t = time.perf_counter()\n"
         f"model = WhisperModel(str(resolve_model({model_name!r}, Settings())), device='cpu',"

@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cpw_resources.reliability import Policy, Reliability, ServiceError  # noqa: E402
+from cpw_resources.services.reliability import Policy, Reliability, ServiceError  # noqa: E402
+from cpw_resources.services.tmdb import TmdbClient  # noqa: E402
 from cpw_resources.settings import Settings  # noqa: E402
-from cpw_resources.tmdb import TmdbClient  # noqa: E402
 from tests.fake_service import fake_service, ok, reset, status  # noqa: E402
 
 

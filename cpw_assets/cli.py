@@ -6,7 +6,8 @@
     cpw outputs KEY...     print the subtitle paths of registered titles
     cpw env                print the shell exports that point scripts at this instance
 
-``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster`` (see :mod:`cpw_assets.instance`), so the
+``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster`` (see
+:mod:`cpw_resources.orchestration.instance`), so the
 partitions ``cpw register`` adds are the ones ``dagster job execute`` sees when run with the
 same ``DAGSTER_HOME``. Every command also frees the pool slots of runs whose process died.
 """
@@ -20,8 +21,12 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from cpw_assets.instance import configure_pools, ensure_dagster_home, recover_dead_runs
 from cpw_resources.errors import CpwError
+from cpw_resources.orchestration.instance import (
+    configure_pools,
+    ensure_dagster_home,
+    recover_dead_runs,
+)
 from cpw_resources.settings import Settings
 
 
@@ -36,8 +41,8 @@ def _instance(settings: Settings) -> DagsterInstance:
 
 
 def _register(paths: Sequence[str]) -> list[str]:
-    from cpw_assets.partitions import titles
-    from cpw_resources.titles import TitleRegistry
+    from cpw_resources.orchestration.partitions import titles
+    from cpw_resources.store.titles import TitleRegistry
 
     settings = Settings()
     registry = TitleRegistry(settings.titles_dir)
@@ -85,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_outputs(args: argparse.Namespace) -> int:
     from cpw_assets.subtitles import subtitle_paths
-    from cpw_resources.titles import TitleRegistry
+    from cpw_resources.store.titles import TitleRegistry
 
     settings = Settings()
     registry = TitleRegistry(settings.titles_dir)

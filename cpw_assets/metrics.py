@@ -22,8 +22,8 @@ from dagster import (
     define_asset_job,
 )
 
-from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import ConfigError
+from cpw_resources.orchestration.resources import CpwResource
 
 DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_metrics"
 DUCKDB_POOL = "duckdb"

@@ -18,13 +18,13 @@ from typing import Any
 
 from dagster import AssetExecutionContext, Failure, MetadataValue
 
-from cpw_resources.cache import ArtifactCache
-from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import CpwError, MediaError
-from cpw_resources.monitor import StageTimer
+from cpw_resources.orchestration.resources import CpwResource
 from cpw_resources.settings import Settings
-from cpw_resources.slots import machine_slot
-from cpw_resources.titles import Title
+from cpw_resources.speech.slots import machine_slot
+from cpw_resources.store.cache import ArtifactCache
+from cpw_resources.store.monitor import StageTimer
+from cpw_resources.store.titles import Title
 
 
 @dataclass

@@ -15,13 +15,13 @@ from dagster import (
     asset,
 )
 
-from cpw_assets.enhanced_translation import enhanced_translation
-from cpw_assets.partitions import titles
+from cpw_assets.language.enhanced_translation import enhanced_translation
 from cpw_assets.stage import Stage, stage
-from cpw_resources.dagster_resource import CpwResource
+from cpw_resources.orchestration.partitions import titles
+from cpw_resources.orchestration.resources import CpwResource
 from cpw_resources.records import read_segments
 from cpw_resources.settings import Settings
-from cpw_resources.subtitle_rules import (
+from cpw_resources.subtitles.rules import (
     SubtitleRules,
     bilingual_cues,
     build_cues,

@@ -1,12 +1,12 @@
 """Free what killed runs hold: a run whose process died stays 'started' and keeps its pool slot.
 
 Every minute, runs in progress on this machine whose executor process is gone are marked failed
-and their pool slots freed (see :func:`cpw_assets.instance.recover_dead_runs`).
+and their pool slots freed (see :func:`cpw_resources.orchestration.instance.recover_dead_runs`).
 """
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
-from cpw_assets.instance import recover_dead_runs
+from cpw_resources.orchestration.instance import recover_dead_runs
 
 
 @sensor(name="recover_dead_runs", minimum_interval_seconds=60,

@@ -17,7 +17,7 @@ One evaluation (``evaluate_inbox``, wrapped by the ``inbox`` sensor):
    :data:`TIME_BUDGET_S` has passed; the rest keep their observation and go next time. A
    taken file gets its content id (size + SHA-256 of its first and last MiB). Content the
    registry already knows needs no probe; new content must open with PyAV and have audio that
-   decodes (``cpw_resources.media.probe``): the content decides, not the extension.
+   decodes (``cpw_resources.speech.media.probe``): the content decides, not the extension.
 5. **Reject** unusable files: moved to ``rejected/<same relative path>`` with their sidecars
    and a ``NAME.error.txt`` saying why, recorded in ``inbox_events`` and ``input_errors``.
 6. **Register** the rest in one batch (``TitleRegistry.register_many``) and request a run for
@@ -50,14 +50,14 @@ from dagster import (
     sensor,
 )
 
-from cpw_assets.jobs import subtitle_job
-from cpw_assets.partitions import titles as title_partitions
 from cpw_resources.atomic import write_text
-from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import MediaError
-from cpw_resources.media import probe
-from cpw_resources.store import EventStore
-from cpw_resources.titles import (
+from cpw_resources.orchestration.jobs import subtitle_job
+from cpw_resources.orchestration.partitions import titles as title_partitions
+from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.speech.media import probe
+from cpw_resources.store.events import EventStore
+from cpw_resources.store.titles import (
     ERROR_SUFFIX,
     Title,
     TitleRegistry,

@@ -6,7 +6,7 @@ Runs the daemon (``make ui``) evaluates; ``select * from run_failures`` answers 
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
-from cpw_resources.dagster_resource import CpwResource
+from cpw_resources.orchestration.resources import CpwResource
 
 
 @run_failure_sensor(

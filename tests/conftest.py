@@ -12,10 +12,10 @@ import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 
 from cpw_assets.definitions import defs
-from cpw_assets.partitions import titles
-from cpw_resources.dagster_resource import CpwResource
-from cpw_resources.store import EventStore
-from cpw_resources.titles import TitleRegistry
+from cpw_resources.orchestration.partitions import titles
+from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.store.events import EventStore
+from cpw_resources.store.titles import TitleRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 from dagster import DagsterInstance, DagsterRunStatus
 
-from cpw_resources.store import EventStore
+from cpw_resources.store.events import EventStore
 from tests.conftest import JFK
 
 BIN = Path(sys.executable).parent

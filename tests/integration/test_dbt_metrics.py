@@ -8,8 +8,8 @@ import duckdb
 from dagster import materialize
 
 from cpw_assets.metrics import metrics_models
-from cpw_resources.dagster_resource import CpwResource
-from cpw_resources.store import EventStore
+from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.store.events import EventStore
 
 
 def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from dagster import AddDynamicPartitionsRequest, DagsterInstance, SensorResult, build_sensor_context
 
-from cpw_assets.partitions import titles
-from cpw_resources.dagster_resource import CpwResource
-from cpw_resources.store import EventStore
-from cpw_resources.titles import TitleRegistry
+from cpw_resources.orchestration.partitions import titles
+from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.store.events import EventStore
+from cpw_resources.store.titles import TitleRegistry
 from cpw_sensors.inbox import Cursor, evaluate_inbox, inbox_sensor
 from tests.media_fixtures import wav_bytes
 

@@ -3,9 +3,9 @@
 from dagster import build_run_status_sensor_context
 
 from cpw_assets.definitions import defs
-from cpw_assets.partitions import titles
-from cpw_resources.dagster_resource import CpwResource
-from cpw_resources.titles import TitleRegistry
+from cpw_resources.orchestration.partitions import titles
+from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.store.titles import TitleRegistry
 from cpw_sensors.run_failures import record_run_failures
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pysubs2
 import pytest
 
-from cpw_resources.enhance import (
+from cpw_resources.llm.enhance import (
     SYSTEM,
     BadReply,
     Budget,
@@ -20,9 +20,9 @@ from cpw_resources.enhance import (
     parse_reply,
     select,
 )
-from cpw_resources.llm import AnthropicProvider, OpenAIProvider
-from cpw_resources.pricing import Price, Pricing
-from cpw_resources.reliability import Policy, Reliability
+from cpw_resources.llm.pricing import Price, Pricing
+from cpw_resources.llm.providers import AnthropicProvider, OpenAIProvider
+from cpw_resources.services.reliability import Policy, Reliability
 from tests.fake_llm import anthropic_reply, openai_reply, serve
 from tests.fake_service import fake_service, status
 
@@ -313,7 +313,7 @@ def test_the_day_budget_counts_too(openai_server, rel, tmp_path):
 
 def test_an_openai_compatible_server_through_its_base_url(rel, tmp_path, monkeypatch):
     from cpw_resources.errors import ConfigError
-    from cpw_resources.llm import ProviderSpec, make_provider
+    from cpw_resources.llm.providers import ProviderSpec, make_provider
     from cpw_resources.settings import Settings
 
     with fake_service() as ollama:

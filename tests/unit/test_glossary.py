@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from cpw_resources.errors import MediaError
-from cpw_resources.glossary import build_glossary, prompt_names, sidecar_language
+from cpw_resources.language.glossary import build_glossary, prompt_names, sidecar_language
 from cpw_resources.records import Segment
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cpw_resources.llm import AnthropicProvider, OpenAIProvider
-from cpw_resources.reliability import Policy, Reliability, ServiceError
+from cpw_resources.llm.providers import AnthropicProvider, OpenAIProvider
+from cpw_resources.services.reliability import Policy, Reliability, ServiceError
 from tests.fake_service import Fault, fake_service, hang, malformed, ok, reset, status
 
 KEY = "sk-proj-secret-0123456789abcdefghijklmnop"

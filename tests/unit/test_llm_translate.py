@@ -1,9 +1,9 @@
 import json
 
 import pytest
+from cpw_resources.llm.translate import BadReply, parse_reply, translate_batches
 
-from cpw_resources.llm import Completion
-from cpw_resources.llm_translate import BadReply, parse_reply, translate_batches
+from cpw_resources.llm.providers import Completion
 from cpw_resources.records import Segment
 
 

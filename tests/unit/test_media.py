@@ -1,4 +1,4 @@
-"""Tests of cpw_resources.media: decoding real and broken media, and the audio fingerprint."""
+"""Tests of cpw_resources.speech.media: decoding real and broken media, the audio fingerprint."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import av
 import numpy as np
 import pytest
 
-from cpw_resources import media
 from cpw_resources.errors import (
     CorruptMediaError,
     EmptyFileError,
@@ -19,7 +18,8 @@ from cpw_resources.errors import (
     NoAudioStreamError,
     NotMediaError,
 )
-from cpw_resources.media import SAMPLE_RATE, decode_to_wav, fingerprint, load_wav
+from cpw_resources.speech import media
+from cpw_resources.speech.media import SAMPLE_RATE, decode_to_wav, fingerprint, load_wav
 from tests import media_fixtures as mf
 
 JFK = mf.JFK_WAV
@@ -108,7 +108,7 @@ def test_a_few_corrupt_packets_are_skipped_with_a_warning_and_sync_kept(
 ) -> None:
     src = mf.corrupt_middle(tmp_path)
 
-    with caplog.at_level(logging.WARNING, logger="cpw_resources.media"):
+    with caplog.at_level(logging.WARNING, logger="cpw_resources.speech.media"):
         result = decode_to_wav(src, tmp_path / "out.wav")
 
     # Skipped packets are replaced by silence, so the length (and subtitle sync) is kept.

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from cpw_resources.errors import ModelNotFoundError
-from cpw_resources.models import available_models, is_english_only, resolve_model
 from cpw_resources.settings import Settings
+from cpw_resources.speech.models import available_models, is_english_only, resolve_model
 
 
 def test_embedded_models_resolve(tmp_path: Path) -> None:

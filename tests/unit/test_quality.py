@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from cpw_resources.errors import MediaError
-from cpw_resources.quality import (
+from cpw_resources.records import Segment
+from cpw_resources.subtitles.quality import (
     RefLine,
     blocks,
     glossary_adherence,
@@ -17,7 +18,6 @@ from cpw_resources.quality import (
     rule_compliance,
     score,
 )
-from cpw_resources.records import Segment
 
 
 def _seg(i, start, end, text):

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cpw_resources.reliability import Policy, Reliability, ServiceError, redact
+from cpw_resources.services.reliability import Policy, Reliability, ServiceError, redact
 from tests.fake_service import fake_service, hang, malformed, ok, reset, status
 
 SECRET = "sk-test-abcdefghijklmnopqrstuvwxyz0123"
@@ -137,7 +137,7 @@ def test_breaker_opens_fails_fast_across_processes_and_recovers(server, tmp_path
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from cpw_resources.reliability import Reliability, Policy, ServiceError\n"
+        "from cpw_resources.services.reliability import Reliability, Policy, ServiceError\n"
         f"rel = Reliability(Path({str(tmp_path / 'breakers')!r}), Policy(fail_max=3,"
         " reset_timeout_s=1.0))\n"
         "t = time.perf_counter()\n"

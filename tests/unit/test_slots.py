@@ -5,12 +5,12 @@ import sys
 import time
 from pathlib import Path
 
-from cpw_resources.slots import machine_slot
+from cpw_resources.speech.slots import machine_slot
 
 HOLD = (
     "import sys, time\n"
     "from pathlib import Path\n"
-    "from cpw_resources.slots import machine_slot\n"
+    "from cpw_resources.speech.slots import machine_slot\n"
     "with machine_slot(Path(sys.argv[1]), 'asr', int(sys.argv[2])) as waited:\n"
     "    start = time.time(); print('in', flush=True); time.sleep(float(sys.argv[3]))\n"
     "    print(start, time.time(), waited, flush=True)\n"

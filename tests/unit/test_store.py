@@ -5,7 +5,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cpw_resources.store import TABLES, EventStore
+from cpw_resources.store.events import TABLES, EventStore
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def test_readonly_session_sees_rows_appended_by_other_processes(store: EventStor
     store.ensure_views()
     with duckdb.connect(str(store.duckdb_path), read_only=True) as analyst:
         code = (
-            "from pathlib import Path; from cpw_resources.store import EventStore; "
+            "from pathlib import Path; from cpw_resources.store.events import EventStore; "
             f"s = EventStore(Path({str(store.events_dir)!r}), Path({str(store.duckdb_path)!r})); "
             "s.ensure_views(); "
             "[s.append('stage_metrics', [{'wall_seconds': i, 'status': 'success'}], "
@@ -57,7 +57,7 @@ def test_ensure_views_is_harmless_while_an_analyst_holds_the_database(store: Eve
         stamp.unlink()  # force a refresh attempt
     with duckdb.connect(str(store.duckdb_path), read_only=True):
         code = (
-            "from pathlib import Path; from cpw_resources.store import EventStore; "
+            "from pathlib import Path; from cpw_resources.store.events import EventStore; "
             f"s = EventStore(Path({str(store.events_dir)!r}), Path({str(store.duckdb_path)!r})); "
             "print(s.ensure_views())"
         )

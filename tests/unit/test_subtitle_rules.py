@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cpw_resources.records import Cue, Segment, Word
-from cpw_resources.subtitle_rules import (
+from cpw_resources.subtitles.rules import (
     MAX_EARLY_START,
     VIOLATIONS,
     SubtitleRules,

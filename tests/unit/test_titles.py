@@ -5,7 +5,7 @@ import pytest
 from dagster import DynamicPartitionsDefinition, instance_for_test
 
 from cpw_resources.errors import MediaError, UnknownTitleError
-from cpw_resources.titles import (
+from cpw_resources.store.titles import (
     TitleRegistry,
     content_id,
     is_sidecar_name,

@@ -4,13 +4,13 @@
 import av
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from cpw_assets.partitions import titles
 from cpw_assets.stage import stage
 from cpw_resources.atomic import write_json
-from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import MediaError
-from cpw_resources.media import SAMPLE_RATE, decode_to_wav, fingerprint, load_wav
-from cpw_resources.titles import content_id
+from cpw_resources.orchestration.partitions import titles
+from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.speech.media import SAMPLE_RATE, decode_to_wav, fingerprint, load_wav
+from cpw_resources.store.titles import content_id
 
 
 @asset(partitions_def=titles, group_name="speech")

@@ -20,11 +20,11 @@ import jiwer
 import pysubs2
 import sacrebleu
 
-from cpw_resources.enhance import near_name, term_forms
 from cpw_resources.errors import MediaError
-from cpw_resources.glossary import WORD
+from cpw_resources.language.glossary import WORD
+from cpw_resources.llm.enhance import near_name, term_forms
 from cpw_resources.records import Segment
-from cpw_resources.subtitle_rules import SubtitleRules, build_cues, check_cues
+from cpw_resources.subtitles.rules import SubtitleRules, build_cues, check_cues
 
 
 @dataclass(frozen=True)

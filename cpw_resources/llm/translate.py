@@ -14,9 +14,9 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from cpw_resources.llm import LlmProvider
+from cpw_resources.llm.providers import LlmProvider
 from cpw_resources.records import Segment
-from cpw_resources.reliability import ServiceError
+from cpw_resources.services.reliability import ServiceError
 
 PROMPT_VERSION = 1
 SYSTEM = (

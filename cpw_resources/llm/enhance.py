@@ -35,14 +35,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from rapidfuzz import fuzz
 
-from cpw_resources.glossary import WORD
-from cpw_resources.llm import Completion, LlmProvider
-from cpw_resources.pricing import Price
+from cpw_resources import DATA_DIR
+from cpw_resources.language.glossary import WORD
+from cpw_resources.llm.pricing import Price
+from cpw_resources.llm.providers import Completion, LlmProvider
 from cpw_resources.records import Segment
-from cpw_resources.reliability import ServiceError
+from cpw_resources.services.reliability import ServiceError
 
 PROMPT_VERSION = 1
-CULTURAL_TERMS = Path(__file__).parent / "data" / "cultural_terms.tsv"
+CULTURAL_TERMS = DATA_DIR / "cultural_terms.tsv"
 LOW_LOGPROB = -0.8
 NEAR_NAME = 85.0
 HIGH_NO_SPEECH = 0.5

@@ -12,9 +12,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from cpw_resources import DATA_DIR
 from cpw_resources.errors import ConfigError
 
-SHIPPED = Path(__file__).parent / "data" / "pricing.toml"
+SHIPPED = DATA_DIR / "pricing.toml"
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,22 @@ from dagster import (
     asset,
 )
 
-from cpw_assets.partitions import titles
+from cpw_assets.speech.transcript import transcript
 from cpw_assets.stage import Stage, stage
-from cpw_assets.transcript import transcript
 from cpw_resources.atomic import write_json
-from cpw_resources.cache import sha256_file
-from cpw_resources.dagster_resource import CpwResource
-from cpw_resources.glossary import Term, build_glossary, cast_terms, read_title_metadata, sidecar
+from cpw_resources.language.glossary import (
+    Term,
+    build_glossary,
+    cast_terms,
+    read_title_metadata,
+    sidecar,
+)
+from cpw_resources.orchestration.partitions import titles
+from cpw_resources.orchestration.resources import CpwResource
 from cpw_resources.records import read_segments
-from cpw_resources.reliability import ServiceError
-from cpw_resources.tmdb import TmdbClient, title_and_year
+from cpw_resources.services.reliability import ServiceError
+from cpw_resources.services.tmdb import TmdbClient, title_and_year
+from cpw_resources.store.cache import sha256_file
 
 
 @asset(

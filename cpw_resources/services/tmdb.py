@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from cpw_resources.atomic import write_json
-from cpw_resources.reliability import MALFORMED, Reliability, ServiceError
+from cpw_resources.services.reliability import MALFORMED, Reliability, ServiceError
 from cpw_resources.settings import Settings
 
 SERVICE = "tmdb"

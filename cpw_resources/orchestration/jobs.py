@@ -7,7 +7,7 @@ costs more than the steps themselves on short titles.
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
-from cpw_assets.partitions import titles
+from cpw_resources.orchestration.partitions import titles
 
 subtitle_job = define_asset_job(
     "subtitle_job",

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cpw_resources.errors import ConfigError
-from cpw_resources.pricing import Price, Pricing
-from cpw_resources.reliability import MALFORMED, Reliability, ServiceError
+from cpw_resources.llm.pricing import Price, Pricing
+from cpw_resources.services.reliability import MALFORMED, Reliability, ServiceError
 from cpw_resources.settings import Settings
 
 PROVIDERS = ("openai", "anthropic", "compatible")

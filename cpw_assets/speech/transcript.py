@@ -7,18 +7,18 @@ from dataclasses import asdict
 import numpy as np
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from cpw_assets.instance import ASR_POOL
-from cpw_assets.media import audio
-from cpw_assets.partitions import titles
+from cpw_assets.speech.media import audio
 from cpw_assets.stage import Stage, stage
-from cpw_resources.asr import AsrConfig, is_multilingual, load_model, transcribe
 from cpw_resources.atomic import write_json
-from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import ConfigError, MediaError
-from cpw_resources.glossary import sidecar_language
-from cpw_resources.media import SAMPLE_RATE, load_wav
-from cpw_resources.models import model_identity
-from cpw_resources.quality import load_reference, reference_path, word_error_rate
+from cpw_resources.language.glossary import sidecar_language
+from cpw_resources.orchestration.instance import ASR_POOL
+from cpw_resources.orchestration.partitions import titles
+from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.speech.asr import AsrConfig, is_multilingual, load_model, transcribe
+from cpw_resources.speech.media import SAMPLE_RATE, load_wav
+from cpw_resources.speech.models import model_identity
+from cpw_resources.subtitles.quality import load_reference, reference_path, word_error_rate
 
 
 @asset(partitions_def=titles, group_name="speech", deps=[audio], pool=ASR_POOL)

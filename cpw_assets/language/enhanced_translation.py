@@ -1,7 +1,7 @@
 """``enhanced_translation``: selective LLM post-editing of the translation, costed and capped.
 
 Same segment ids and times as ``translation.json``; only the text of the segments that need
-it changes (see :mod:`cpw_resources.enhance`). Without ``CPW_ENHANCE_PROVIDER`` it is the
+it changes (see :mod:`cpw_resources.llm.enhance`). Without ``CPW_ENHANCE_PROVIDER`` it is the
 translation, marked "not enhanced: no provider". Scores of the baseline and the enhanced text
 (BLEU/chrF against ``NAME.<target>.srt`` beside the media when present; always name accuracy,
 glossary adherence, subtitle-rule compliance) are ``quality`` events and metadata; checks warn
@@ -24,13 +24,11 @@ from dagster import (
     asset,
 )
 
-from cpw_assets.partitions import titles
+from cpw_assets.language.translation import translation
 from cpw_assets.stage import Stage, stage
-from cpw_assets.translation import translation
 from cpw_resources.atomic import write_json
-from cpw_resources.cache import sha256_file
-from cpw_resources.dagster_resource import CpwResource
-from cpw_resources.enhance import (
+from cpw_resources.errors import MediaError
+from cpw_resources.llm.enhance import (
     CULTURAL_TERMS,
     PROMPT_VERSION,
     Budget,
@@ -40,11 +38,13 @@ from cpw_resources.enhance import (
     make_lines,
     select,
 )
-from cpw_resources.errors import MediaError
-from cpw_resources.llm import ProviderSpec, make_provider
-from cpw_resources.pricing import Pricing
-from cpw_resources.quality import load_reference, reference_path, score
+from cpw_resources.llm.pricing import Pricing
+from cpw_resources.llm.providers import ProviderSpec, make_provider
+from cpw_resources.orchestration.partitions import titles
+from cpw_resources.orchestration.resources import CpwResource
 from cpw_resources.records import Segment, read_segments
+from cpw_resources.store.cache import sha256_file
+from cpw_resources.subtitles.quality import load_reference, reference_path, score
 
 CHECKS = ("enhancement_complete", "not_worse_than_baseline", "names_intact")
 NOT_ENHANCED = ("failed", "budget", "rejected")

@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from cpw_resources.llm.translate import PROMPT_VERSION, translate_batches
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -18,21 +19,20 @@ from dagster import (
     asset,
 )
 
-from cpw_assets.glossary import glossary
-from cpw_assets.instance import ASR_POOL
-from cpw_assets.partitions import titles
+from cpw_assets.language.glossary import glossary
 from cpw_assets.stage import Stage, stage
-from cpw_resources.asr import AsrConfig, is_multilingual, load_model, translate_segments
 from cpw_resources.atomic import write_json
-from cpw_resources.dagster_resource import CpwResource
 from cpw_resources.errors import ConfigError
-from cpw_resources.glossary import prompt_names
-from cpw_resources.llm import provider_from_settings
-from cpw_resources.llm_translate import PROMPT_VERSION, translate_batches
-from cpw_resources.media import SAMPLE_RATE, load_wav
-from cpw_resources.models import is_english_only
+from cpw_resources.language.glossary import prompt_names
+from cpw_resources.llm.providers import provider_from_settings
+from cpw_resources.orchestration.instance import ASR_POOL
+from cpw_resources.orchestration.partitions import titles
+from cpw_resources.orchestration.resources import CpwResource
 from cpw_resources.records import read_segments
 from cpw_resources.settings import Settings
+from cpw_resources.speech.asr import AsrConfig, is_multilingual, load_model, translate_segments
+from cpw_resources.speech.media import SAMPLE_RATE, load_wav
+from cpw_resources.speech.models import is_english_only
 
 
 def translation_model_name(settings: Settings) -> str:

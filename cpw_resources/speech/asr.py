@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from cpw_resources.models import resolve_model
 from cpw_resources.records import Segment, Word
 from cpw_resources.settings import Settings
+from cpw_resources.speech.models import resolve_model
 
 SAMPLE_RATE = 16000
 # Whisper's own thresholds for "this window was not speech".

@@ -1,0 +1,1 @@
+"""Assets of the language group: ``glossary``, ``translation``, ``enhanced_translation``."""

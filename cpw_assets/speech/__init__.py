@@ -1,0 +1,1 @@
+"""Assets of the speech group: ``media``, ``audio``, ``transcript``."""

@@ -1,0 +1,1 @@
+"""Language: glossaries (sidecars, TMDB names, cultural terms) and text matching."""

@@ -1,0 +1,1 @@
+"""LLMs: providers behind one interface, the batch engine, prompts and prices."""

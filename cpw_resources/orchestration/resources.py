@@ -1,0 +1,274 @@
+"""The Dagster resources: one per outside system or shared facility, each a thin typed wrapper.
+
+| key           | resource                 | wraps (Dagster-free)                                  |
+|---------------|--------------------------|-------------------------------------------------------|
+| ``home``      | :class:`HomeResource`    | the folder of titles, events, caches (``CPW_HOME``)   |
+| ``store``     | :class:`EventStoreResource` | :class:`~cpw_resources.store.events.EventStore`    |
+| ``titles``    | :class:`TitleRegistryResource` | :class:`~cpw_resources.store.titles.TitleRegistry` |
+| ``reliability`` | :class:`ReliabilityResource` | breakers, retry policies, deadlines, timeouts     |
+| ``whisper``   | :class:`WhisperResource` | the model registry, device, compute type, loaded models |
+| ``llm``       | :class:`LlmResource`     | provider keys and URLs, prices, the reply cache, the daily budget |
+| ``tmdb``      | :class:`TmdbResource`    | :class:`~cpw_resources.services.tmdb.TmdbClient`      |
+
+Secrets are ``EnvVar`` fields: the UI shows the variable's name, never its value; a secret
+whose variable is unset when definitions load is left out (the feature is off and says so).
+:func:`build_resources` makes the set from :class:`~cpw_resources.settings.Settings`
+(environment and ``cpw.yaml``), so scripts and the UI see the same values. What a user tunes
+per run is not here but in the assets' run config (:mod:`cpw_resources.orchestration.config`).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
+
+from cpw_resources.errors import ConfigError
+from cpw_resources.llm.pricing import Pricing
+from cpw_resources.llm.providers import LlmAccess, LlmProvider, ProviderSpec, make_provider
+from cpw_resources.services.reliability import Policy, Reliability
+from cpw_resources.services.tmdb import TmdbClient
+from cpw_resources.settings import Settings
+from cpw_resources.speech.asr import AsrConfig, load_model
+from cpw_resources.speech.models import ModelRegistry
+from cpw_resources.store.events import EventStore
+from cpw_resources.store.titles import TitleRegistry
+
+
+def _field(name: str, **extra: Any) -> Any:
+    """A resource field described like the setting it mirrors (one description, one place)."""
+    info = Settings.model_fields[name]
+    return Field(description=f"{info.description} (CPW_{name.upper()})", **extra)
+
+
+class HomeResource(ConfigurableResource):
+    """Where titles, events, caches and models live."""
+
+    path: str = _field("home")
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.path).expanduser().resolve()
+
+    def under(self, *parts: str) -> Path:
+        return self.dir.joinpath(*parts)
+
+
+class EventStoreResource(ConfigurableResource):
+    """Append-only Parquet events under ``home/events``, queried through ``home/cpw.duckdb``."""
+
+    home: HomeResource
+
+    @cached_property
+    def events(self) -> EventStore:
+        store = EventStore(self.home.under("events"), self.home.under("cpw.duckdb"))
+        store.ensure_views()
+        return store
+
+    def append(self, table: str, rows: list[dict[str, Any]], **where: str) -> None:
+        self.events.append(table, rows, **where)
+
+
+class TitleRegistryResource(ConfigurableResource):
+    """Registered titles (partition key → media file and sidecars) under ``home/titles``."""
+
+    home: HomeResource
+
+    @cached_property
+    def registry(self) -> TitleRegistry:
+        return TitleRegistry(self.home.under("titles"))
+
+
+class ReliabilityResource(ConfigurableResource):
+    """Circuit breakers (shared by every process here, or by every machine through Redis),
+    retry policies by error class, timeouts and deadlines for every outside call."""
+
+    home: HomeResource
+    store: EventStoreResource
+    breaker_fail_max: int = _field("breaker_fail_max")
+    breaker_reset_timeout_s: float = _field("breaker_reset_timeout_s")
+    breaker_redis_url: str | None = _field("breaker_redis_url")
+    call_deadline_s: float = _field("call_deadline_s")
+    service_second_round_pause_s: float = _field("service_second_round_pause_s")
+    http_connect_timeout_s: float = _field("http_connect_timeout_s")
+    http_read_timeout_s: float = _field("http_read_timeout_s")
+
+    def for_call(self, *, run_id: str, title: str, asset: str) -> Reliability:
+        """The layer for one asset's calls, each recorded as an ``api_calls`` event."""
+        policy = Policy(fail_max=self.breaker_fail_max,
+                        reset_timeout_s=self.breaker_reset_timeout_s,
+                        deadline_s=self.call_deadline_s,
+                        second_round_pause_s=self.service_second_round_pause_s)
+
+        def record(event: dict) -> None:
+            self.store.append("api_calls", [event], run_id=run_id, title=title, asset=asset)
+
+        return Reliability(self.home.under("breakers"), policy, on_event=record,
+                           redis_url=self.breaker_redis_url)
+
+
+class WhisperResource(ConfigurableResource):
+    """Whisper on this machine: where models are, which device and precision, loaded models
+    kept per process, and how many Whisper steps may run at once."""
+
+    home: HomeResource
+    models_dir: str | None = _field("whisper_models_dir")
+    model_paths: dict[str, str] = _field("whisper_model_paths", default_factory=dict)
+    device: Literal["auto", "cpu", "cuda"] = _field("device")
+    compute_type: str = _field("compute_type")
+    cpu_threads: int = _field("cpu_threads")
+    asr_pool_size: int = _field("asr_pool_size")
+
+    @cached_property
+    def models(self) -> ModelRegistry:
+        return ModelRegistry(
+            models_dir=Path(self.models_dir) if self.models_dir else None,
+            model_paths={k: Path(v) for k, v in self.model_paths.items()},
+            cache_dir=self.home.under("models"),
+        )
+
+    def asr_config(self, model: str, *, beam_size: int = 5, batch_size: int = 1,
+                   vad_filter: bool = True) -> AsrConfig:
+        return AsrConfig.build(model, device=self.device, compute_type=self.compute_type,
+                               beam_size=beam_size, batch_size=batch_size,
+                               vad_filter=vad_filter, cpu_threads=self.cpu_threads)
+
+    def load(self, config: AsrConfig) -> Any:
+        """The faster-whisper model for ``config``, loaded once per process."""
+        return load_model(config, self.models)
+
+
+class LlmResource(ConfigurableResource):
+    """LLM providers as ``PROVIDER:MODEL`` (openai, anthropic, compatible): their keys and
+    URLs, prices, the reply cache shared by every title, and the day's spending limit."""
+
+    home: HomeResource
+    openai_api_key: str | None = Field(None, description="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, description="OPENAI_BASE_URL (any "
+                                        "OpenAI-compatible server)")
+    anthropic_api_key: str | None = Field(None, description="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(None, description="ANTHROPIC_BASE_URL")
+    compatible_base_url: str | None = _field("compatible_base_url")
+    compatible_api_key: str | None = Field(None, description="CPW_COMPATIBLE_API_KEY")
+    pricing_file: str | None = _field("pricing_file")
+    daily_budget_usd: float = _field("daily_budget_usd")
+    http_connect_timeout_s: float = _field("http_connect_timeout_s")
+    http_read_timeout_s: float = _field("http_read_timeout_s")
+
+    @cached_property
+    def pricing(self) -> Pricing:
+        return Pricing.load(Path(self.pricing_file) if self.pricing_file else None)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.home.under("cache", "llm.sqlite")
+
+    def access(self) -> LlmAccess:
+        return LlmAccess(
+            openai_api_key=self.openai_api_key, openai_base_url=self.openai_base_url,
+            anthropic_api_key=self.anthropic_api_key,
+            anthropic_base_url=self.anthropic_base_url,
+            compatible_base_url=self.compatible_base_url,
+            compatible_api_key=self.compatible_api_key,
+            connect_timeout_s=self.http_connect_timeout_s,
+            read_timeout_s=self.http_read_timeout_s,
+        )
+
+    def provider(self, spec: str | ProviderSpec, reliability: Reliability, *,
+                 setting: str) -> LlmProvider:
+        """A provider for ``PROVIDER:MODEL``; ``setting`` names where the spec came from."""
+        parsed = spec if isinstance(spec, ProviderSpec) else ProviderSpec.parse(spec, setting)
+        return make_provider(parsed, self.access(), reliability, self.pricing, setting=setting)
+
+
+class TmdbResource(ConfigurableResource):
+    """The Movie Database: character and actor names for a film's glossary."""
+
+    home: HomeResource
+    api_key: str | None = Field(None, description="TMDB_API_KEY (v3 key)")
+    read_access_token: str | None = Field(None, description="TMDB_READ_ACCESS_TOKEN (v4 "
+                                          "bearer token)")
+    base_url: str = _field("tmdb_base_url")
+    http_connect_timeout_s: float = _field("http_connect_timeout_s")
+    http_read_timeout_s: float = _field("http_read_timeout_s")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_key or self.read_access_token)
+
+    def client(self, reliability: Reliability) -> TmdbClient | None:
+        """A client when a credential is set, else None (the glossary goes without)."""
+        if not self.configured:
+            return None
+        return TmdbClient(self.base_url, reliability, cache_dir=self.home.under("responses"),
+                          api_key=self.api_key, read_token=self.read_access_token,
+                          connect_timeout_s=self.http_connect_timeout_s,
+                          read_timeout_s=self.http_read_timeout_s)
+
+
+#: Secrets: resource field → environment variable.
+SECRETS: dict[tuple[str, str], str] = {
+    ("llm", "openai_api_key"): "OPENAI_API_KEY",
+    ("llm", "anthropic_api_key"): "ANTHROPIC_API_KEY",
+    ("llm", "compatible_api_key"): "CPW_COMPATIBLE_API_KEY",
+    ("tmdb", "api_key"): "TMDB_API_KEY",
+    ("tmdb", "read_access_token"): "TMDB_READ_ACCESS_TOKEN",
+}
+#: Not secret, but read from the variables the SDKs themselves use.
+PLAIN_VARIABLES: dict[tuple[str, str], str] = {
+    ("llm", "openai_base_url"): "OPENAI_BASE_URL",
+    ("llm", "anthropic_base_url"): "ANTHROPIC_BASE_URL",
+}
+
+
+def _from_environment(resource: str, environ: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for (owner, name), var in SECRETS.items():
+        if owner == resource and environ.get(var):
+            values[name] = EnvVar(var)
+    for (owner, name), var in PLAIN_VARIABLES.items():
+        if owner == resource and environ.get(var):
+            values[name] = environ[var]
+    return values
+
+
+def build_resources(settings: Settings | None = None,
+                    environ: dict[str, str] | None = None) -> dict[str, ConfigurableResource]:
+    """Every resource, configured from ``settings`` (default: environment and ``cpw.yaml``)."""
+    try:
+        s = settings or Settings()
+    except ValueError as error:  # pydantic's ValidationError names the field and value
+        raise ConfigError(f"invalid CPW settings (environment or cpw.yaml): {error}") from error
+    env = dict(os.environ if environ is None else environ)
+    home = HomeResource(path=str(s.home))
+    store = EventStoreResource(home=home)
+    timeouts = {"http_connect_timeout_s": s.http_connect_timeout_s,
+                "http_read_timeout_s": s.http_read_timeout_s}
+    return {
+        "home": home,
+        "store": store,
+        "titles": TitleRegistryResource(home=home),
+        "reliability": ReliabilityResource(
+            home=home, store=store, breaker_fail_max=s.breaker_fail_max,
+            breaker_reset_timeout_s=s.breaker_reset_timeout_s,
+            breaker_redis_url=s.breaker_redis_url, call_deadline_s=s.call_deadline_s,
+            service_second_round_pause_s=s.service_second_round_pause_s, **timeouts),
+        "whisper": WhisperResource(
+            home=home,
+            models_dir=str(s.whisper_models_dir) if s.whisper_models_dir else None,
+            model_paths={k: str(v) for k, v in s.whisper_model_paths.items()},
+            device=s.device, compute_type=s.compute_type, cpu_threads=s.cpu_threads,
+            asr_pool_size=s.asr_pool_size),
+        "llm": LlmResource(
+            home=home, compatible_base_url=s.compatible_base_url,
+            pricing_file=str(s.pricing_file) if s.pricing_file else None,
+            daily_budget_usd=s.daily_budget_usd, **timeouts,
+            **_from_environment("llm", env)),
+        "tmdb": TmdbResource(home=home, base_url=s.tmdb_base_url, **timeouts,
+                             **_from_environment("tmdb", env)),
+    }
+

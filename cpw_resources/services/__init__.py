@@ -1,0 +1,1 @@
+"""Outside services: the reliability layer (breakers, retries, deadlines) and TMDB."""

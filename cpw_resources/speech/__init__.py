@@ -1,0 +1,1 @@
+"""Speech: decoding media, audio fingerprints, Whisper models and transcription, slots."""

@@ -1,0 +1,1 @@
+"""Subtitles: style rules, cues, SRT/WebVTT files and quality scores."""

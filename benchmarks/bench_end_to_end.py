@@ -27,10 +27,10 @@ BIN = Path(sys.executable).parent
 PLAIN = """
 import sys, time
 from faster_whisper import WhisperModel
-from cpw_resources.speech.models import resolve_model
+from cpw_resources.speech.models import ModelRegistry
 from cpw_resources.settings import Settings
 path, model_name, beam = sys.argv[1], sys.argv[2], int(sys.argv[3])
-model = WhisperModel(str(resolve_model(model_name, Settings())), device="cpu",
+model = WhisperModel(str(ModelRegistry.from_settings(Settings()).resolve(model_name)), device="cpu",
                      compute_type="int8", local_files_only=True)
 segments, info = model.transcribe(path, beam_size=beam, vad_filter=True, word_timestamps=True)
 n = sum(1 for _ in segments)

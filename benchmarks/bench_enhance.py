@@ -35,20 +35,14 @@ sys.path.insert(0, str(ROOT))
 
 from tokenizers import Tokenizer  # noqa: E402
 
-from cpw_resources.llm.enhance import (  # noqa: E402
-    Budget,
-    EnhanceCache,
-    Enhancer,
-    Line,
-    load_cultural_terms,
-    select,
-)
+from cpw_resources.llm.engine import Budget, ReplyCache  # noqa: E402
+from cpw_resources.llm.enhance import Enhancer, Line, load_cultural_terms, select  # noqa: E402
 from cpw_resources.llm.pricing import Pricing  # noqa: E402
 from cpw_resources.llm.providers import OpenAIProvider  # noqa: E402
 from cpw_resources.records import Segment  # noqa: E402
 from cpw_resources.services.reliability import Policy, Reliability  # noqa: E402
 from cpw_resources.settings import Settings  # noqa: E402
-from cpw_resources.speech.models import resolve_model  # noqa: E402
+from cpw_resources.speech.models import ModelRegistry  # noqa: E402
 from cpw_resources.subtitles.quality import RefLine, score  # noqa: E402
 from tests.fake_llm import serve  # noqa: E402
 from tests.fake_service import fake_service  # noqa: E402
@@ -94,7 +88,7 @@ def run_pass(label: str, lines, terms, reference, server, cache_path: Path, *,
     started = time.perf_counter()
     reasons = select(lines, terms, load_cultural_terms(), source="hi", target="en",
                      enhance_all=enhance_all)
-    enhancer = Enhancer([(provider, price)], EnhanceCache(cache_path), Budget(10.0, 100.0),
+    enhancer = Enhancer([(provider, price)], ReplyCache(cache_path), Budget(10.0, 100.0),
                         "hi", "en", batch_size=batch, summary="Benchmark (2026); drama")
     out = enhancer.run(lines, reasons, terms, load_cultural_terms())
     segments = [Segment(ln.id, ln.start, ln.end, ln.translation) for ln in lines]
@@ -117,7 +111,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
-    tokenizer = Tokenizer.from_file(str(resolve_model("base", Settings()) / "tokenizer.json"))
+    base = ModelRegistry.from_settings(Settings()).resolve("base")
+    tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
 
     def count(text: str) -> int:
         return len(tokenizer.encode(text).ids)

@@ -51,7 +51,8 @@ def run(tmp: Path, n_files: int, n_new: int) -> None:
     from dagster import build_sensor_context, instance_for_test
 
     from cpw_resources.orchestration.partitions import titles
-    from cpw_resources.orchestration.resources import CpwResource
+    from cpw_resources.orchestration.resources import resources_for
+    from cpw_resources.settings import Settings
     from cpw_resources.store.titles import TitleRegistry
     from cpw_sensors.inbox import Cursor, inbox_sensor
 
@@ -70,11 +71,11 @@ def run(tmp: Path, n_files: int, n_new: int) -> None:
 
         def evaluate() -> tuple[float, object]:
             nonlocal cursor
-            context = build_sensor_context(cursor=cursor, instance=instance,
-                                           resources={"cpw": CpwResource(home=str(home))})
-            started = time.perf_counter()
-            result = inbox_sensor(context)
-            seconds = time.perf_counter() - started
+            with build_sensor_context(cursor=cursor, instance=instance,
+                                      resources=resources_for(Settings(home=home))) as context:
+                started = time.perf_counter()
+                result = inbox_sensor(context)
+                seconds = time.perf_counter() - started
             for request in result.dynamic_partitions_requests or []:
                 instance.add_dynamic_partitions(titles.name, list(request.partition_keys))
             cursor = result.cursor

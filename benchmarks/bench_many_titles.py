@@ -57,10 +57,11 @@ def plain(paths: list[Path], model_name: str, env: dict[str, str]) -> float:
     code = (
         "import sys, time\n"
         "from faster_whisper import WhisperModel\n"
-        "from cpw_resources.speech.models import resolve_model\n"
+        "from cpw_resources.speech.models import ModelRegistry\n"
         "from cpw_resources.settings import Settings\n"
         "t = time.perf_counter()\n"
-        f"model = WhisperModel(str(resolve_model({model_name!r}, Settings())), device='cpu',"
+        f"model_dir = ModelRegistry.from_settings(Settings()).resolve({model_name!r})\n"
+        "model = WhisperModel(str(model_dir), device='cpu',"
         " compute_type='int8', local_files_only=True)\n"
         "for path in sys.argv[1:]:\n"
         "    segments, _ = model.transcribe(path, beam_size=5, vad_filter=True,"

@@ -64,7 +64,6 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from cpw_assets.definitions import defs
-    from cpw_assets.subtitles import subtitle_paths
 
     keys = _register(args.paths)
     job = defs.resolve_job_def("subtitle_job")
@@ -76,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 partition_key=key, instance=instance, raise_on_error=False
             )
             if result.success:
-                for path in subtitle_paths(settings, key).values():
+                for path in _subtitle_paths(settings, key).values():
                     print(path)
             else:
                 failed += 1
@@ -88,8 +87,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _subtitle_paths(settings: Settings, key: str) -> dict[str, Path]:
+    from cpw_resources.store.files import TitleFiles
+
+    return TitleFiles(settings.title_dir(key), key).subtitles(settings.target_language)
+
+
 def cmd_outputs(args: argparse.Namespace) -> int:
-    from cpw_assets.subtitles import subtitle_paths
     from cpw_resources.store.titles import TitleRegistry
 
     settings = Settings()
@@ -97,7 +101,7 @@ def cmd_outputs(args: argparse.Namespace) -> int:
     missing = 0
     for key in args.keys:
         registry.get(key)
-        for path in subtitle_paths(settings, key).values():
+        for path in _subtitle_paths(settings, key).values():
             if path.exists():
                 print(path)
             else:

@@ -1,28 +1,31 @@
-"""What every stage asset does around its work: measure it, record it, fail cleanly.
+"""What every stage asset does around its work: measure it, record it, reuse it, fail cleanly.
 
-``with stage(context, cpw, "audio") as st:`` times the block and appends a ``stage_metrics``
-event whether it succeeds or fails. A :class:`CpwError` (bad input, missing model, bad
-setting) is also appended to ``input_errors`` and ``runs`` and re-raised as a
-``dagster.Failure`` with the readable message and no retry; any other exception is recorded
-the same way and propagates unchanged so Dagster shows its traceback.
+``with stage(context, store, titles) as st:`` times the block and appends a ``stage_metrics``
+event whether it succeeds or fails. ``st.files`` reads only the files of the assets this one
+declares as inputs; ``st.reuse(config, ...)`` derives the cache key from those inputs' content,
+the run config and any outside input named, so a new input cannot be left out of the key.
+A :class:`CpwError` (bad input, missing model, bad setting) is also appended to
+``input_errors`` and ``runs`` and re-raised as a ``dagster.Failure`` with the readable message
+and no retry; any other exception is recorded the same way and propagates unchanged so Dagster
+shows its traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, Failure, MetadataValue
+from dagster import AssetExecutionContext, Config, Failure, MetadataValue
 
 from cpw_resources.errors import CpwError, MediaError
-from cpw_resources.orchestration.resources import CpwResource
-from cpw_resources.settings import Settings
+from cpw_resources.orchestration.resources import EventStoreResource, TitleRegistryResource
 from cpw_resources.speech.slots import machine_slot
 from cpw_resources.store.cache import ArtifactCache
+from cpw_resources.store.files import TitleFiles
 from cpw_resources.store.monitor import StageTimer
 from cpw_resources.store.titles import Title
 
@@ -30,11 +33,14 @@ from cpw_resources.store.titles import Title
 @dataclass
 class Stage:
     context: AssetExecutionContext
-    cpw: CpwResource
+    store: EventStoreResource
+    titles: TitleRegistryResource
     name: str
     title: Title
+    inputs: frozenset[str]  # names of the assets this one declares as inputs
     timer: StageTimer = field(default_factory=StageTimer)
     audio_seconds: float | None = None
+    target_language: str | None = None
     metrics: dict[str, float | int] = field(default_factory=dict)
     cache_hit: bool = False
     wait_seconds: float = 0.0
@@ -45,28 +51,40 @@ class Stage:
         return self.title.key
 
     @property
-    def settings(self) -> Settings:
-        return self.cpw.settings
-
-    @property
     def dir(self) -> Path:
-        return self.settings.title_dir(self.key)
+        return self.titles.registry.titles_dir / self.key
 
-    def artifact(self, name: str, *, output: bool = False) -> Path:
-        path = self.dir / name
-        (self.timer.outputs if output else self.timer.inputs).append(path)
+    @cached_property
+    def files(self) -> TitleFiles:
+        """This title's files, readable only where this asset declares the producer."""
+        return TitleFiles(self.dir, self.key, self.inputs, read=self.timer.inputs)
+
+    def output(self, path: Path) -> Path:
+        """Mark ``path`` as written by this stage (measured, cached) and return it."""
+        self.timer.outputs.append(path)
         return path
 
     @cached_property
     def cache(self) -> ArtifactCache:
         return ArtifactCache(self.dir)
 
-    def input_hash(self, name: str) -> str:
-        """Content hash of an input artifact (remembered, so big files are hashed once)."""
-        return self.cache.file_hash(self.artifact(name))
+    def _input_identity(self) -> dict[str, Any]:
+        """Content of every declared input: the media's id, or the hashes of an asset's files."""
+        identity: dict[str, Any] = {}
+        for asset in sorted(self.inputs):
+            if asset == "media":
+                identity[asset] = self.titles.registry.get(self.key).content_id
+            else:
+                identity[asset] = {p.name: self.cache.file_hash(p) if p.is_file() else None
+                                   for p in self.files.outputs_of(asset)}
+        return identity
 
-    def reuse(self, **parts: Any) -> dict[str, Any] | None:
-        """The stored result when inputs and settings (``parts``) are unchanged, else None."""
+    def reuse(self, config: Config | None = None, **outside: Any) -> dict[str, Any] | None:
+        """The stored result when the declared inputs, the run config and the ``outside``
+        inputs (sidecars, models, prices ...) are unchanged, else None."""
+        parts = {"inputs": self._input_identity(),
+                 "config": config.model_dump() if config is not None else None,
+                 "outside": outside}
         self._cache_key = ArtifactCache.key(self.name, parts)
         stored = self.cache.lookup(self.name, self._cache_key)
         if stored is None:
@@ -87,32 +105,48 @@ class Stage:
         return result
 
     @contextmanager
-    def asr_slot(self) -> Iterator[None]:
-        """One of the machine's ``asr_pool_size`` Whisper slots, for the heavy part."""
+    def asr_slot(self, pool_size: int) -> Iterator[None]:
+        """One of the machine's ``pool_size`` Whisper slots, for the heavy part."""
         def waiting() -> None:
             self.context.log.info(f"{self.name}: waiting for a free Whisper slot "
-                                  f"({self.settings.asr_pool_size} on this machine)")
+                                  f"({pool_size} on this machine)")
 
-        with machine_slot(self.settings.home_dir / "slots", "asr", self.settings.asr_pool_size,
-                          on_wait=waiting) as waited:
+        slots = self.titles.home.under("slots")
+        with machine_slot(slots, "asr", pool_size, on_wait=waiting) as waited:
             self.wait_seconds += waited
             yield
 
     def record(self, table: str, rows: list[dict[str, Any]]) -> None:
-        self.cpw.store.append(table, rows, run_id=self.context.run_id, title=self.key,
-                              asset=self.name)
+        self.store.append(table, rows, run_id=self.context.run_id, title=self.key,
+                          asset=self.name)
+
+    def record_cache_hits(self, operation: str) -> Callable[[str, str, int], None]:
+        """A callback recording LLM replies taken from the cache as ``api_calls`` events."""
+        def record(service: str, model: str, n: int) -> None:
+            self.record("api_calls", [{
+                "service": service, "operation": operation, "attempts": 0, "latency_ms": 0.0,
+                "outcome": "cache_hit", "model": model, "input_tokens": 0, "output_tokens": 0,
+                "cost_usd": 0.0, "segments": n}])
+
+        return record
 
     def log_progress(self, label: str) -> _ProgressLog:
         return _ProgressLog(self.context, label)
 
     def metadata(self, extra: dict[str, Any]) -> dict[str, Any]:
-        """Asset metadata: this stage's numbers plus ``extra``; paths become path values."""
+        """Asset metadata: this stage's numbers plus ``extra``; paths become path values,
+        dicts and lists JSON values."""
         values: dict[str, Any] = {"title": self.key, **self.metrics,
                                   "cache_hit": int(self.cache_hit)}
         if self.audio_seconds is not None:
             values["audio_seconds"] = round(self.audio_seconds, 3)
         for k, v in extra.items():
-            values[k] = MetadataValue.path(str(v)) if isinstance(v, Path) else v
+            if isinstance(v, Path):
+                values[k] = MetadataValue.path(str(v))
+            elif isinstance(v, dict | list):
+                values[k] = MetadataValue.json(v)
+            else:
+                values[k] = v
         return values
 
 
@@ -132,13 +166,17 @@ class _ProgressLog:
 
 
 @contextmanager
-def stage(context: AssetExecutionContext, cpw: CpwResource, name: str) -> Iterator[Stage]:
+def stage(context: AssetExecutionContext, store: EventStoreResource,
+          titles: TitleRegistryResource) -> Iterator[Stage]:
     key = context.partition_key
     try:
-        title = cpw.registry.get(key)
+        title = titles.registry.get(key)
     except CpwError as error:
         raise Failure(description=str(error), allow_retries=False) from error
-    st = Stage(context, cpw, name, title)
+    declared = context.assets_def.asset_deps[context.asset_key]
+    st = Stage(context, store, titles, context.asset_key.to_user_string(), title,
+               frozenset(k.to_user_string() for k in declared))
+    name = st.name
     status, error_class = "success", None
     try:
         yield st
@@ -178,6 +216,6 @@ def _record_failure(st: Stage, error: BaseException) -> None:
     st.record("runs", [{
         "status": "failed", "media_path": st.title.media_path,
         "error_class": type(error).__name__, "error_message": message[:2000],
-        "target_language": st.settings.target_language,
+        "target_language": st.target_language,
     }])
     st.context.log.error(f"{st.name} failed for {st.key}: {message}")

@@ -1,7 +1,6 @@
 """``subtitles``: SRT and WebVTT that follow the style rules, and the run's outcome event."""
 
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,11 +15,12 @@ from dagster import (
 )
 
 from cpw_assets.language.enhanced_translation import enhanced_translation
+from cpw_assets.speech.transcript import transcript
 from cpw_assets.stage import Stage, stage
+from cpw_resources.orchestration.config import SubtitlesConfig
 from cpw_resources.orchestration.partitions import titles
-from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.orchestration.resources import EventStoreResource, TitleRegistryResource
 from cpw_resources.records import read_segments
-from cpw_resources.settings import Settings
 from cpw_resources.subtitles.rules import (
     SubtitleRules,
     bilingual_cues,
@@ -30,33 +30,26 @@ from cpw_resources.subtitles.rules import (
 )
 
 
-def subtitle_paths(settings: Settings, key: str) -> dict[str, Path]:
-    """Where a title's subtitles land: ``titles/KEY/KEY.<target>.srt`` and ``.vtt``."""
-    stem = f"{key}.{settings.target_language}"
-    return {fmt: settings.title_dir(key) / f"{stem}.{fmt}" for fmt in ("srt", "vtt")}
-
-
 @asset(
     partitions_def=titles,
     group_name="subtitles",
-    deps=[enhanced_translation],
+    deps=[enhanced_translation, transcript],
     check_specs=[AssetCheckSpec("follows_subtitle_rules", asset="subtitles")],
+    kinds={"srt", "webvtt"},
 )
-def subtitles(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+def subtitles(context: AssetExecutionContext, config: SubtitlesConfig,
+              store: EventStoreResource, titles: TitleRegistryResource) -> MaterializeResult:
     """Subtitle files in the target language (and bilingual on request)."""
     rules = SubtitleRules()
-    with stage(context, cpw, "subtitles") as st:
-        paths = subtitle_paths(st.settings, st.key)
+    with stage(context, store, titles) as st:
+        document = st.files.enhanced()
+        st.target_language = document["target_language"]
+        paths = st.files.subtitles(st.target_language)
         st.timer.outputs.extend(paths.values())
-        bilingual = st.settings.bilingual
-        result = st.reuse(
-            translation=st.input_hash("enhanced.json"),
-            transcript=st.input_hash("transcript.json") if bilingual else None,
-            rules=asdict(rules), bilingual=bilingual, target=st.settings.target_language,
-        )
+        result = st.reuse(config, rules=asdict(rules))
         if result is None:
-            result = st.save(_write_subtitles(st, rules, paths))
-        st.audio_seconds = json.loads(st.artifact("fingerprint.json").read_text())["duration_s"]
+            result = st.save(_write_subtitles(st, config, document, rules, paths))
+        st.audio_seconds = st.files.transcript()["duration_s"]
     run_stats = context.instance.get_run_stats(context.run_id)
     wall = time.time() - run_stats.start_time if run_stats.start_time else None
     st.record("runs", [{
@@ -82,17 +75,15 @@ def subtitles(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeRe
     )
 
 
-def _write_subtitles(st: Stage, rules: SubtitleRules, paths: dict[str, Path]) -> dict:
-    document = json.loads(st.artifact("enhanced.json").read_text())
+def _write_subtitles(st: Stage, config: SubtitlesConfig, document: dict, rules: SubtitleRules,
+                     paths: dict[str, Path]) -> dict:
     cues = build_cues(read_segments(document), rules)
     write_subtitle_files(cues, paths["srt"], paths["vtt"])
     source, target = document["source_language"], document["target_language"]
-    if st.settings.bilingual and source != target:
-        transcript = read_segments(json.loads(st.artifact("transcript.json").read_text()))
-        name = f"{st.key}.{source}-{target}"
-        write_subtitle_files(bilingual_cues(cues, transcript, rules),
-                             st.artifact(f"{name}.srt", output=True),
-                             st.artifact(f"{name}.vtt", output=True))
+    if config.bilingual and source != target:
+        both = st.files.bilingual(source, target)
+        write_subtitle_files(bilingual_cues(cues, st.files.transcript_segments(), rules),
+                             st.output(both["srt"]), st.output(both["vtt"]))
     violations = check_cues(cues, rules)
     chars = sum(c.chars for c in cues)
     shown = sum(c.duration for c in cues)

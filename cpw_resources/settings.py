@@ -92,12 +92,12 @@ class Settings(BaseSettings):
         "llm = the LLM provider below, any target language, falling back to the original "
         "text when the provider fails."
     )
-    llm_provider: Literal["openai", "anthropic", "compatible"] = Field(
-        "openai", description="LLM API of the llm translation backend: openai "
-        "(OPENAI_BASE_URL also reaches any OpenAI-compatible server), anthropic "
-        "(ANTHROPIC_BASE_URL), or compatible (CPW_COMPATIBLE_BASE_URL)."
+    translation_llm: str = Field(
+        "openai:gpt-4o-mini", description="LLM of the llm translation backend as "
+        "PROVIDER:MODEL: openai (OPENAI_BASE_URL also reaches any OpenAI-compatible server), "
+        "anthropic (ANTHROPIC_BASE_URL), or compatible (CPW_COMPATIBLE_BASE_URL), e.g. "
+        "anthropic:claude-haiku-4-5."
     )
-    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM provider.")
     llm_batch_size: int = Field(20, ge=1, le=200, description="Segments per LLM request.")
     compatible_base_url: str | None = Field(
         None, description="Base URL of an OpenAI-compatible server for the `compatible` "

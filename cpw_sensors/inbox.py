@@ -5,8 +5,9 @@ One evaluation (``evaluate_inbox``, wrapped by the ``inbox`` sensor):
 1. **Scan** the inbox (``Settings.inbox_dir``) recursively with ``os.scandir``, skipping
    ``rejected/``, hidden names, and partial downloads (``*.part``, ``*.crdownload``, ...; a
    file with a partial download of the same name beside it waits too). Sidecars
-   (``NAME.json``, ``NAME.glossary.tsv``, ``NAME.srt``, ``NAME.<lang>.srt``, ``.vtt``) and
-   ``NAME.error.txt`` notes are never media: they travel with the media file ``NAME.ext``.
+   (``NAME.json``, ``NAME.glossary.tsv``, subtitles ``NAME.<lang>.srt``, ...: the rules are in
+   :mod:`cpw_resources.store.sidecars`) travel with the media file ``NAME.ext``; they and
+   ``NAME.error.txt`` notes are never media.
 2. **Skip** cheaply what is registered: a file whose path, size and mtime are in the title
    registry's index, with sidecars whose names, sizes and mtimes are as registered, costs one
    ``stat`` and two dictionary look-ups. Nothing is hashed, nothing is kept in the cursor.
@@ -54,18 +55,21 @@ from cpw_resources.atomic import write_text
 from cpw_resources.errors import MediaError
 from cpw_resources.orchestration.jobs import subtitle_job
 from cpw_resources.orchestration.partitions import titles as title_partitions
-from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.orchestration.resources import (
+    EventStoreResource,
+    InboxResource,
+    TitleRegistryResource,
+)
 from cpw_resources.speech.media import probe
 from cpw_resources.store.events import EventStore
-from cpw_resources.store.titles import (
+from cpw_resources.store.sidecars import (
     ERROR_SUFFIX,
-    Title,
-    TitleRegistry,
-    content_id,
-    is_sidecar_name,
+    is_media_name,
+    media_stem,
     sidecar_stat,
     sidecar_stems,
 )
+from cpw_resources.store.titles import Title, TitleRegistry, content_id
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +148,12 @@ def scan(inbox: Path) -> list[Group]:
             except OSError:
                 continue  # vanished while we looked
             file = InboxFile(prefix + name, path, name, st.st_size, st.st_mtime_ns)
-            if is_sidecar_name(name):
+            if is_media_name(name):
+                media.append(file)
+            else:
                 for stem in sidecar_stems(name):
                     sidecars.setdefault(stem, []).append(file)
-            else:
-                media.append(file)
-        stems = [_stem(file.name) for file in media]
+        stems = [media_stem(file.name) for file in media]
         counts: dict[str, int] = {}
         for stem in stems:
             counts[stem] = counts.get(stem, 0) + 1
@@ -158,12 +162,6 @@ def scan(inbox: Path) -> list[Group]:
                 f"{file.name.lower()}{s}" in partial for s in PARTIAL_SUFFIXES)
             groups.append(Group(file, sidecars.get(stem, []), downloading, counts[stem] > 1))
     return groups
-
-
-def _stem(name: str) -> str:
-    """``Path(name).stem``, without building a Path (this runs for every file, every tick)."""
-    dot = name.rfind(".")
-    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,12 +362,12 @@ def _reject(inbox: Path, group: Group, error: MediaError, tick: Tick) -> None:
     """Move an unusable file (and its sidecars) to rejected/, with a note saying why."""
     media = group.media
     # Sidecars shared with another media file of the same name stay for that file.
-    stem = _stem(media.name)
+    stem = media_stem(media.name)
     sidecars = [] if group.shares_stem else [
         (s, s.name[len(stem):]) for s in group.sidecars if s.name.startswith(stem)]
     tails = [tail for _, tail in sidecars]
     dest = _free_destination(inbox / REJECTED_DIR / media.rel, [ERROR_SUFFIX, *tails])
-    dest_stem = _stem(dest.name)
+    dest_stem = media_stem(dest.name)
     src = inbox / media.rel
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -409,11 +407,11 @@ def _reject(inbox: Path, group: Group, error: MediaError, tick: Tick) -> None:
 
 def _free_destination(dest: Path, tails: list[str]) -> Path:
     """``dest``, or ``NAME (2).ext``... where neither it nor ``NAME<tail>`` exists yet."""
-    stem = _stem(dest.name)
+    stem = media_stem(dest.name)
     suffix = dest.name[len(stem):]
     candidate, n = dest, 1
     while candidate.exists() or any(
-            candidate.with_name(_stem(candidate.name) + t).exists() for t in tails):
+            candidate.with_name(media_stem(candidate.name) + t).exists() for t in tails):
         n += 1
         candidate = dest.with_name(f"{stem} ({n}){suffix}")
     return candidate
@@ -450,20 +448,20 @@ def record_events(store: EventStore, tick: Tick) -> None:
     "$CPW_HOME/inbox) once they stop changing, and runs subtitle_job for each new or "
     "changed title; unusable files go to rejected/ with a NAME.error.txt.",
 )
-def inbox_sensor(context: SensorEvaluationContext, cpw: CpwResource) -> SensorResult:
-    settings = cpw.settings
-    inbox = settings.inbox_dir
-    if not inbox.is_dir():
-        if settings.inbox is not None:
+def inbox_sensor(context: SensorEvaluationContext, inbox: InboxResource,
+                 titles: TitleRegistryResource, store: EventStoreResource) -> SensorResult:
+    folder = inbox.dir
+    if not folder.is_dir():
+        if inbox.folder is not None:
             return SensorResult(
-                skip_reason=f"the inbox folder {inbox} does not exist (CPW_INBOX); create it "
+                skip_reason=f"the inbox folder {folder} does not exist (CPW_INBOX); create it "
                 "or mount its drive",
                 cursor=context.cursor,
             )
-        inbox.mkdir(parents=True, exist_ok=True)
-    tick = evaluate_inbox(inbox, cpw.registry, Cursor.parse(context.cursor),
-                          max_new=settings.inbox_max_new_per_tick)
-    record_events(cpw.store, tick)
+        folder.mkdir(parents=True, exist_ok=True)
+    tick = evaluate_inbox(folder, titles.registry, Cursor.parse(context.cursor),
+                          max_new=inbox.max_new_per_tick)
+    record_events(store.events, tick)
     summary = tick.summary()
     context.log.info(summary)
     run_requests = [

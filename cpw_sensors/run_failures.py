@@ -6,7 +6,7 @@ Runs the daemon (``make ui``) evaluates; ``select * from run_failures`` answers 
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
-from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.orchestration.resources import EventStoreResource
 
 
 @run_failure_sensor(
@@ -17,7 +17,7 @@ from cpw_resources.orchestration.resources import CpwResource
     # origin than the UI's workspace; without this they would go unrecorded.
     monitor_all_code_locations=True,
 )
-def record_run_failures(context: RunFailureSensorContext, cpw: CpwResource) -> None:
+def record_run_failures(context: RunFailureSensorContext, store: EventStoreResource) -> None:
     run = context.dagster_run
     title = run.tags.get("dagster/partition", "")
     rows = []
@@ -36,7 +36,7 @@ def record_run_failures(context: RunFailureSensorContext, cpw: CpwResource) -> N
         message = context.failure_event.message or ""
         rows.append({"step": None, "error_class": getattr(error, "error_type", None) and
                      str(error.error_type), "message": message[:2000]})
-    cpw.store.append("run_failures", rows, run_id=run.run_id, title=title, asset="run")
+    store.append("run_failures", rows, run_id=run.run_id, title=title, asset="run")
     context.log.info(f"recorded failure of run {run.run_id} ({title}): {rows[0]['message'][:200]}")
 
 

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, instance_for_test, materialize
+from dagster import DagsterInstance, RunConfig, instance_for_test, materialize
 
 from cpw_assets.definitions import defs
+from cpw_resources.orchestration.config import run_config
 from cpw_resources.orchestration.partitions import titles
-from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.orchestration.resources import resources_for
+from cpw_resources.settings import Settings
 from cpw_resources.store.events import EventStore
 from cpw_resources.store.titles import TitleRegistry
 
@@ -74,13 +76,18 @@ class TitleRun:
 def run_title(instance: DagsterInstance, home: Path):
     """Register ``media`` and materialise every asset for it; returns a TitleRun."""
 
-    def run(media: Path, **overrides: object) -> TitleRun:
-        settings = {"whisper_model": "tiny.en", **overrides}
-        resource = CpwResource(home=str(home), **settings)
+    def run(media: Path, *, only: list[str] | None = None, **overrides: object) -> TitleRun:
+        """``overrides`` are settings, the rest comes from the (test's) environment; ``only``
+        materialises just those assets (the others' files stay as they are)."""
+        settings = Settings(**{"home": home, "whisper_model": "tiny.en", **overrides})
         key = TitleRegistry(home / "titles").register(media).key
         instance.add_dynamic_partitions(titles.name, [key])
+        config = run_config(settings)
+        if only is not None:
+            config = RunConfig(ops={k: v for k, v in config.ops.items() if k in only})
         result = materialize(ASSETS, instance=instance, partition_key=key,
-                             resources={"cpw": resource}, raise_on_error=False)
+                             resources=resources_for(settings), run_config=config,
+                             selection=only, raise_on_error=False)
         return TitleRun(key, result.success, result, home)
 
     return run

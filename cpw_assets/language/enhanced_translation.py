@@ -9,7 +9,6 @@ when enhancement fell short or scored below the baseline and fail when it broke 
 """
 
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,30 +20,38 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     MaterializeResult,
+    MetadataValue,
     asset,
 )
 
+from cpw_assets.language.glossary import glossary
 from cpw_assets.language.translation import translation
+from cpw_assets.speech.transcript import transcript
 from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
 from cpw_resources.errors import MediaError
+from cpw_resources.llm.engine import Budget, ReplyCache
 from cpw_resources.llm.enhance import (
     CULTURAL_TERMS,
-    PROMPT_VERSION,
-    Budget,
-    EnhanceCache,
+    ENHANCEMENT_PROMPT,
     Enhancer,
     load_cultural_terms,
     make_lines,
     select,
 )
-from cpw_resources.llm.pricing import Pricing
-from cpw_resources.llm.providers import ProviderSpec, make_provider
+from cpw_resources.llm.providers import ProviderSpec
+from cpw_resources.orchestration.config import EnhancementConfig
 from cpw_resources.orchestration.partitions import titles
-from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.orchestration.resources import (
+    EventStoreResource,
+    LlmResource,
+    ReliabilityResource,
+    TitleRegistryResource,
+)
 from cpw_resources.records import Segment, read_segments
 from cpw_resources.store.cache import sha256_file
-from cpw_resources.subtitles.quality import load_reference, reference_path, score
+from cpw_resources.store.sidecars import Sidecars
+from cpw_resources.subtitles.quality import load_reference, score
 
 CHECKS = ("enhancement_complete", "not_worse_than_baseline", "names_intact")
 NOT_ENHANCED = ("failed", "budget", "rejected")
@@ -53,30 +60,28 @@ NOT_ENHANCED = ("failed", "budget", "rejected")
 @asset(
     partitions_def=titles,
     group_name="language",
-    deps=[translation],
+    deps=[translation, transcript, glossary],
     check_specs=[AssetCheckSpec(name, asset="enhanced_translation") for name in CHECKS],
+    kinds={"openai", "anthropic"},
 )
-def enhanced_translation(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+def enhanced_translation(context: AssetExecutionContext, config: EnhancementConfig,
+                         store: EventStoreResource, titles: TitleRegistryResource,
+                         llm: LlmResource, reliability: ReliabilityResource) -> MaterializeResult:
     """The translation post-edited by an LLM where it helps, within the budget."""
-    with stage(context, cpw, "enhanced_translation") as st:
-        settings = st.settings
-        output = st.artifact("enhanced.json", output=True)
-        specs = _specs(st)
-        reference = reference_path(st.title.media, settings.target_language)
-        pricing = Pricing.load(settings.pricing_file) if specs else None
+    with stage(context, store, titles) as st:
+        inputs = _Inputs.load(st)
+        st.target_language = inputs.document["target_language"]
+        specs = _specs(config)
+        reference = Sidecars(st.title.media).reference(st.target_language)
         result = st.reuse(
-            translation=st.input_hash("translation.json"),
-            transcript=st.input_hash("transcript.json"),
-            glossary=st.input_hash("glossary.json"),
-            providers=[s.label for s in specs], enhance_all=settings.enhance_all,
-            batch=settings.enhance_batch_size, context=settings.enhance_context_lines,
-            prompt=PROMPT_VERSION, cultural=sha256_file(CULTURAL_TERMS),
-            prices=sha256_file(pricing.source) if pricing else None,
+            config, prompt=ENHANCEMENT_PROMPT.version, cultural=sha256_file(CULTURAL_TERMS),
+            prices=sha256_file(llm.pricing.source) if specs else None,
+            daily_budget_usd=llm.daily_budget_usd if specs else None,
             reference=sha256_file(reference) if reference else None,
         )
         if result is None:
-            inputs = _Inputs.load(st)
-            result, enhanced = _enhance(st, inputs, specs, pricing, output)
+            output = st.output(st.files.path("enhanced.json"))
+            result, enhanced = _enhance(st, config, inputs, specs, llm, reliability, output)
             result |= _quality(st, inputs, enhanced, reference)
             if not result["not_enhanced"]:  # a short-changed title tries again next run
                 st.save(result)
@@ -84,13 +89,12 @@ def enhanced_translation(context: AssetExecutionContext, cpw: CpwResource) -> Ma
                              check_results=_checks(result))
 
 
-def _specs(st: Stage) -> list[ProviderSpec]:
-    settings = st.settings
+def _specs(config: EnhancementConfig) -> list[ProviderSpec]:
     specs = []
-    if settings.enhance_provider:
-        specs.append(ProviderSpec.parse(settings.enhance_provider, "CPW_ENHANCE_PROVIDER"))
-        if settings.enhance_fallback:
-            specs.append(ProviderSpec.parse(settings.enhance_fallback, "CPW_ENHANCE_FALLBACK"))
+    if config.provider:
+        specs.append(ProviderSpec.parse(config.provider, "CPW_ENHANCE_PROVIDER"))
+        if config.fallback:
+            specs.append(ProviderSpec.parse(config.fallback, "CPW_ENHANCE_FALLBACK"))
     return specs
 
 
@@ -118,23 +122,22 @@ class _Inputs:
 
     @classmethod
     def load(cls, st: Stage) -> "_Inputs":
-        document = json.loads(st.artifact("translation.json").read_text())
-        return cls(document, read_segments(document),
-                   read_segments(json.loads(st.artifact("transcript.json").read_text())),
-                   json.loads(st.artifact("glossary.json").read_text()))
+        document = st.files.translation()
+        return cls(document, read_segments(document), st.files.transcript_segments(),
+                   st.files.glossary())
 
 
-def _enhance(st: Stage, inputs: _Inputs, specs: list[ProviderSpec], pricing: Pricing | None,
+def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[ProviderSpec],
+             llm: LlmResource, reliability: ReliabilityResource,
              output: Path) -> tuple[dict, list[Segment]]:
     """Enhance what needs it and write ``enhanced.json``; (result, enhanced segments)."""
-    settings = st.settings
     document, baseline, glossary = inputs.document, inputs.baseline, inputs.glossary
     terms = glossary.get("terms", [])
     source, target = document["source_language"], document["target_language"]
     lines = make_lines(inputs.transcript, baseline)
     cultural = load_cultural_terms()
     reasons = select(lines, terms, cultural, source=source, target=target,
-                     enhance_all=settings.enhance_all)
+                     enhance_all=config.enhance_all)
     if source == target or not baseline:
         reasons = {}
     base: dict[str, Any] = {
@@ -154,30 +157,23 @@ def _enhance(st: Stage, inputs: _Inputs, specs: list[ProviderSpec], pricing: Pri
         return base | {"status": status}, _write(output, document, baseline, {}, reasons, {},
                                                  status)
 
-    reliability = st.cpw.reliability(run_id=st.context.run_id, title=st.key, asset=st.name)
-    providers = [(make_provider(s, settings, reliability, pricing,
-                                setting="CPW_ENHANCE_PROVIDER" if i == 0
-                                else "CPW_ENHANCE_FALLBACK"),
-                  pricing.price(s.provider, s.model)) for i, s in enumerate(specs)]
-    title_spent, day_spent = st.cpw.store.spent(st.key)
-    budget = Budget(settings.title_budget_usd, settings.daily_budget_usd, title_spent, day_spent)
+    calls = reliability.for_call(run_id=st.context.run_id, title=st.key, asset=st.name)
+    providers = [(llm.provider(s, calls, setting="CPW_ENHANCE_PROVIDER" if i == 0
+                               else "CPW_ENHANCE_FALLBACK"),
+                  llm.pricing.price(s.provider, s.model)) for i, s in enumerate(specs)]
+    title_spent, day_spent = st.store.events.spent(st.key)
+    budget = Budget(config.title_budget_usd, llm.daily_budget_usd, title_spent, day_spent)
 
-    def cache_hits(service: str, model: str, n: int) -> None:
-        st.record("api_calls", [{"service": service, "operation": "enhance", "attempts": 0,
-                                 "latency_ms": 0.0, "outcome": "cache_hit", "model": model,
-                                 "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
-                                 "segments": n}])
-
-    enhancer = Enhancer(providers, EnhanceCache(settings.home_dir / "cache" / "enhance.sqlite"),
-                        budget, source, target, batch_size=settings.enhance_batch_size,
-                        context_lines=settings.enhance_context_lines,
-                        summary=_summary(glossary), on_cache_hits=cache_hits,
+    enhancer = Enhancer(providers, ReplyCache(llm.cache_path),
+                        budget, source, target, batch_size=config.batch_size,
+                        context_lines=config.context_lines,
+                        summary=_summary(glossary), on_cache_hits=st.record_cache_hits("enhance"),
                         progress=st.log_progress("enhanced_translation"))
     st.context.log.info(
         f"enhancing {len(reasons)} of {len(lines)} segments with "
         f"{' then '.join(s.label for s in specs)}; budget left ${budget.room():.4f} "
-        f"(title ${title_spent:.4f} of ${settings.title_budget_usd:.2f}, today "
-        f"${day_spent:.4f} of ${settings.daily_budget_usd:.2f})")
+        f"(title ${title_spent:.4f} of ${config.title_budget_usd:.2f}, today "
+        f"${day_spent:.4f} of ${llm.daily_budget_usd:.2f})")
     out = enhancer.run(lines, reasons, terms, cultural)
     short = {s: out.count(s) for s in NOT_ENHANCED if out.count(s)}
     for kind, n in short.items():
@@ -246,7 +242,7 @@ def _quality(st: Stage, inputs: _Inputs, enhanced: list[Segment],
 
 
 def _public(result: dict) -> dict:
-    """Flat metadata: scores as numbers, lists and dicts as text."""
+    """Metadata: scores as numbers (plotted over time), the rest as it is."""
     flat: dict[str, Any] = {}
     for key, value in result.items():
         if key.endswith("_scores"):
@@ -254,8 +250,6 @@ def _public(result: dict) -> dict:
             flat |= {f"{variant}_{m}": v for m, v in value.items() if v is not None}
         elif key == "broken_names":
             flat["broken_names"] = len(value)
-        elif isinstance(value, dict):
-            flat[key] = json.dumps(value, ensure_ascii=False)
         else:
             flat[key] = value
     return flat
@@ -284,6 +278,6 @@ def _checks(result: dict) -> list[AssetCheckResult]:
             severity=AssetCheckSeverity.ERROR,
             description="glossary names spelled right and none the translation had dropped",
             metadata={"broken_names": len(result["broken_names"]),
-                      "examples": json.dumps(result["broken_names"][:5], ensure_ascii=False)},
+                      "examples": MetadataValue.json(result["broken_names"][:5])},
         ),
     ]

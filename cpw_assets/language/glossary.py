@@ -7,8 +7,6 @@ is a ``degradations`` event, asset metadata, and a warning from the ``tmdb_names
 result is not cached, so the next run asks TMDB again.
 """
 
-import json
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -21,19 +19,18 @@ from dagster import (
 from cpw_assets.speech.transcript import transcript
 from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
-from cpw_resources.language.glossary import (
-    Term,
-    build_glossary,
-    cast_terms,
-    read_title_metadata,
-    sidecar,
-)
+from cpw_resources.language.glossary import Term, build_glossary, cast_terms, read_title_metadata
 from cpw_resources.orchestration.partitions import titles
-from cpw_resources.orchestration.resources import CpwResource
-from cpw_resources.records import read_segments
+from cpw_resources.orchestration.resources import (
+    EventStoreResource,
+    ReliabilityResource,
+    TitleRegistryResource,
+    TmdbResource,
+)
 from cpw_resources.services.reliability import ServiceError
 from cpw_resources.services.tmdb import TmdbClient, title_and_year
 from cpw_resources.store.cache import sha256_file
+from cpw_resources.store.sidecars import Sidecars
 
 
 @asset(
@@ -41,23 +38,24 @@ from cpw_resources.store.cache import sha256_file
     group_name="language",
     deps=[transcript],
     check_specs=[AssetCheckSpec("tmdb_names", asset="glossary")],
+    kinds={"tmdb"},
 )
-def glossary(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+def glossary(context: AssetExecutionContext, store: EventStoreResource,
+             titles: TitleRegistryResource, reliability: ReliabilityResource,
+             tmdb: TmdbResource) -> MaterializeResult:
     """Character names and terms for this title and how often the transcript says them."""
-    with stage(context, cpw, "glossary") as st:
-        sidecars = [p for suffix in (".json", ".glossary.tsv")
-                    if (p := sidecar(st.title.media, suffix)).is_file()]
+    with stage(context, store, titles) as st:
+        names = Sidecars(st.title.media)
+        sidecars = [p for p in (names.metadata, names.glossary) if p.is_file()]
         st.timer.inputs.extend(sidecars)
-        output = st.artifact("glossary.json", output=True)
-        client = TmdbClient.from_env(st.settings, cpw.reliability(
-            run_id=context.run_id, title=st.key, asset="glossary"))
-        result = st.reuse(transcript=st.input_hash("transcript.json"),
-                          sidecars={p.name: sha256_file(p) for p in sidecars},
+        output = st.output(st.files.path("glossary.json"))
+        client = tmdb.client(reliability.for_call(run_id=context.run_id, title=st.key,
+                                                  asset=st.name))
+        result = st.reuse(sidecars={p.name: sha256_file(p) for p in sidecars},
                           tmdb=client is not None)
         if result is None:
-            extra, tmdb = _tmdb_terms(st, client)
-            segments = read_segments(json.loads(st.artifact("transcript.json").read_text()))
-            built = build_glossary(st.title.media, segments, extra)
+            extra, status = _tmdb_terms(st, client)
+            built = build_glossary(st.title.media, st.files.transcript_segments(), extra)
             write_json(output, built)
             result = {
                 "terms": len(built["terms"]),
@@ -65,9 +63,9 @@ def glossary(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeRes
                 "candidate_names": len(built["candidate_names"]),
                 "tmdb_names": len(extra),
                 "sources": ", ".join(built["sources"]) or "transcript only",
-                "tmdb": tmdb,
+                "tmdb": status,
             }
-            if not tmdb.startswith("failed"):
+            if not status.startswith("failed"):
                 st.save(result)
     degraded = result["tmdb"].startswith("failed")
     return MaterializeResult(

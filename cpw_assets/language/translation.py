@@ -5,11 +5,9 @@ Speech already in the target language, or no speech at all, passes through with 
 """
 
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
-from cpw_resources.llm.translate import PROMPT_VERSION, translate_batches
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -20,45 +18,53 @@ from dagster import (
 )
 
 from cpw_assets.language.glossary import glossary
+from cpw_assets.speech.media import audio
+from cpw_assets.speech.transcript import transcript
 from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
 from cpw_resources.errors import ConfigError
 from cpw_resources.language.glossary import prompt_names
-from cpw_resources.llm.providers import provider_from_settings
+from cpw_resources.llm import translate as llm_translate
+from cpw_resources.llm.engine import ReplyCache
+from cpw_resources.llm.providers import ProviderSpec
+from cpw_resources.orchestration.config import TranslationConfig
 from cpw_resources.orchestration.instance import ASR_POOL
 from cpw_resources.orchestration.partitions import titles
-from cpw_resources.orchestration.resources import CpwResource
-from cpw_resources.records import read_segments
-from cpw_resources.settings import Settings
-from cpw_resources.speech.asr import AsrConfig, is_multilingual, load_model, translate_segments
-from cpw_resources.speech.media import SAMPLE_RATE, load_wav
+from cpw_resources.orchestration.resources import (
+    EventStoreResource,
+    LlmResource,
+    ReliabilityResource,
+    TitleRegistryResource,
+    WhisperResource,
+)
+from cpw_resources.speech.asr import AsrConfig, is_multilingual, translate_segments
+from cpw_resources.speech.media import SAMPLE_RATE
 from cpw_resources.speech.models import is_english_only
 
 
-def translation_model_name(settings: Settings) -> str:
-    if settings.translation_model:
-        return settings.translation_model
-    return "base" if is_english_only(settings.whisper_model) else settings.whisper_model
+def whisper_translation_model(config: TranslationConfig, transcript_model: str) -> str:
+    """The configured model, else the transcript's when it is multilingual, else base."""
+    if config.whisper_model:
+        return config.whisper_model
+    return "base" if is_english_only(transcript_model) else transcript_model
 
 
-@asset(partitions_def=titles, group_name="language", deps=[glossary], pool=ASR_POOL,
+@asset(partitions_def=titles, group_name="language", deps=[transcript, glossary, audio],
+       pool=ASR_POOL, kinds={"whisper", "openai"},
        check_specs=[AssetCheckSpec("translation_complete", asset="translation")])
-def translation(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+def translation(context: AssetExecutionContext, config: TranslationConfig,
+                store: EventStoreResource, titles: TitleRegistryResource,
+                whisper: WhisperResource, llm: LlmResource,
+                reliability: ReliabilityResource) -> MaterializeResult:
     """The transcript in the target language, segment by segment."""
-    with stage(context, cpw, "translation") as st:
-        output = st.artifact("translation.json", output=True)
-        config = AsrConfig.from_settings(st.settings, translation_model_name(st.settings))
-        settings = st.settings
-        llm = ({"provider": settings.llm_provider, "model": settings.llm_model,
-                "batch": settings.llm_batch_size, "prompt": PROMPT_VERSION}
-               if settings.translation_backend == "llm" else None)
-        result = st.reuse(
-            transcript=st.input_hash("transcript.json"), glossary=st.input_hash("glossary.json"),
-            audio=st.input_hash("audio.wav"), target=settings.target_language,
-            config=asdict(config) | {"cpu_threads": None}, llm=llm,
-        )
+    with stage(context, store, titles) as st:
+        st.target_language = config.target_language
+        document = st.files.transcript()
+        asr = whisper.asr_config(whisper_translation_model(config, document["config"]["model"]))
+        prompt = llm_translate.TRANSLATION_PROMPT.version if config.backend == "llm" else None
+        result = st.reuse(config, asr=asdict(asr) | {"cpu_threads": None}, llm_prompt=prompt)
         if result is None:
-            result = _translate(st, config, output)
+            result = _translate(st, config, document, asr, whisper, llm, reliability)
             if not result.get("degraded_segments"):  # a degraded result is retried next run
                 st.save(result)
     degraded = result.get("degraded_segments", 0)
@@ -73,65 +79,71 @@ def translation(context: AssetExecutionContext, cpw: CpwResource) -> Materialize
     )
 
 
-def _translate(st: Stage, config: AsrConfig, output: Path) -> dict:
-    document = json.loads(st.artifact("transcript.json").read_text())
-    segments = read_segments(document)
-    source, target = document["language"], st.settings.target_language
+def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrConfig,
+               whisper: WhisperResource, llm: LlmResource,
+               reliability: ReliabilityResource) -> dict:
+    output = st.output(st.files.path("translation.json"))
+    segments = st.files.transcript_segments()
+    source, target = document["language"], config.target_language
     if not segments:
         return _write(st, output, source, target, "passthrough", "no speech", segments)
     if source == target:
         return _write(st, output, source, target, "passthrough",
                       f"source already in target language {target!r}", segments)
-    if st.settings.translation_backend == "llm":
-        return _llm_translate(st, output, source, target, segments)
+    if config.backend == "llm":
+        return _llm_translate(st, config, output, source, segments, llm, reliability)
     if target != "en":
         raise ConfigError(
-            f"Whisper's translate task only produces English, but CPW_TARGET_LANGUAGE is "
-            f"{target!r}; set CPW_TARGET_LANGUAGE=en."
+            f"Whisper's translate task only produces English, but the target language is "
+            f"{target!r}; set CPW_TARGET_LANGUAGE=en or CPW_TRANSLATION_BACKEND=llm."
         )
-    terms = json.loads(st.artifact("glossary.json").read_text())
-    with st.asr_slot():
-        model = load_model(config, st.settings)
+    terms = st.files.glossary()
+    with st.asr_slot(whisper.asr_pool_size):
+        model = whisper.load(asr)
         if not is_multilingual(model):
             raise ConfigError(
-                f"translation model {config.model!r} is English-only and cannot translate "
+                f"translation model {asr.model!r} is English-only and cannot translate "
                 f"from {source!r}; set CPW_TRANSLATION_MODEL to a multilingual model."
             )
-        samples = load_wav(st.artifact("audio.wav"))
+        samples = st.files.samples()
         st.audio_seconds = len(samples) / SAMPLE_RATE
         st.context.log.info(f"translating {len(segments)} segments {source} → en "
-                            f"with Whisper {config.model}")
+                            f"with Whisper {asr.model}")
         translated = translate_segments(
-            model, samples, segments, config, source_language=source,
+            model, samples, segments, asr, source_language=source,
             initial_prompt=prompt_names(terms), progress=st.log_progress("translation"),
         )
-    return _write(st, output, source, target, f"whisper-translate:{config.model}", None,
+    return _write(st, output, source, target, f"whisper-translate:{asr.model}", None,
                   translated)
 
 
-def _llm_translate(st: Stage, output: Path, source: str, target: str, segments: list) -> dict:
-    settings = st.settings
-    provider = provider_from_settings(settings, st.cpw.reliability(
-        run_id=st.context.run_id, title=st.key, asset="translation"))
-    terms = json.loads(st.artifact("glossary.json").read_text())
-    names = [t["term"] for t in terms.get("terms", ())]
+def _llm_translate(st: Stage, config: TranslationConfig, output: Path, source: str,
+                   segments: list, llm: LlmResource, reliability: ReliabilityResource) -> dict:
+    target = config.target_language
+    calls = reliability.for_call(run_id=st.context.run_id, title=st.key, asset=st.name)
+    spec = ProviderSpec.parse(config.llm, "CPW_TRANSLATION_LLM")
+    provider = llm.provider(spec, calls, setting="CPW_TRANSLATION_LLM")
+    names = [t["term"] for t in st.files.glossary().get("terms", ())]
     st.context.log.info(f"translating {len(segments)} segments {source} → {target} with "
-                        f"{settings.llm_provider} {settings.llm_model}")
-    done = translate_batches(provider, segments, source=source, target=target, glossary=names,
-                             batch_size=settings.llm_batch_size,
-                             progress=st.log_progress("translation"))
+                        f"{config.llm}")
+    done = llm_translate.run(
+        [(provider, llm.pricing.price(spec.provider, spec.model))], segments, source=source,
+        target=target, glossary_terms=names, batch_size=config.llm_batch_size,
+        cache=ReplyCache(llm.cache_path), on_cache_hits=st.record_cache_hits("translate"),
+        progress=st.log_progress("translation"))
     if done.failed_ids:
         st.record("degradations", [{
-            "service": settings.llm_provider, "kind": "translation_failed",
+            "service": provider.service, "kind": "translation_failed",
             "message": "; ".join(done.errors)[:2000],
             "fallback": f"{len(done.failed_ids)} segment(s) kept in the original language",
         }])
         st.context.log.warning(f"{len(done.failed_ids)} of {len(segments)} segments kept in "
                                f"{source}: {done.errors[-1] if done.errors else ''}")
-    result = _write(st, output, source, target, f"llm:{settings.llm_provider}:{settings.llm_model}",
-                    None, done.segments, failed_ids=done.failed_ids)
+    result = _write(st, output, source, target, f"llm:{config.llm}", None, done.segments,
+                    failed_ids=done.failed_ids)
     return result | {"degraded_segments": len(done.failed_ids), "llm_requests": done.requests,
-                     "input_tokens": done.input_tokens, "output_tokens": done.output_tokens}
+                     "input_tokens": done.input_tokens, "output_tokens": done.output_tokens,
+                     "cost_usd": round(done.cost_usd, 6), "cache_hits": done.cache_hits}
 
 
 def _write(st: Stage, output: Path, source: str | None, target: str, backend: str,

@@ -1,6 +1,5 @@
 """``media`` (the registered file) and ``audio`` (16 kHz mono WAV plus its fingerprint)."""
 
-
 import av
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
@@ -8,15 +7,16 @@ from cpw_assets.stage import stage
 from cpw_resources.atomic import write_json
 from cpw_resources.errors import MediaError
 from cpw_resources.orchestration.partitions import titles
-from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.orchestration.resources import EventStoreResource, TitleRegistryResource
 from cpw_resources.speech.media import SAMPLE_RATE, decode_to_wav, fingerprint, load_wav
 from cpw_resources.store.titles import content_id
 
 
-@asset(partitions_def=titles, group_name="speech")
-def media(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+@asset(partitions_def=titles, group_name="speech", kinds={"python"})
+def media(context: AssetExecutionContext, store: EventStoreResource,
+          titles: TitleRegistryResource) -> MaterializeResult:
     """The film file as registered: checks it still exists and records its size and content id."""
-    with stage(context, cpw, "media") as st:
+    with stage(context, store, titles) as st:
         path = st.title.media
         if not path.is_file():
             raise MediaError(path, "the registered file is gone; register it again where it is now")
@@ -24,21 +24,21 @@ def media(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult
         current = content_id(path)
         if current != st.title.content_id:
             context.log.info(f"{path.name} changed since registration; registering the new content")
-            cpw.registry.register(path)
+            titles.registry.register(path)
     return MaterializeResult(
         metadata=st.metadata({"path": path, "bytes": path.stat().st_size, "content_id": current})
     )
 
 
-@asset(partitions_def=titles, group_name="speech", deps=[media])
-def audio(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+@asset(partitions_def=titles, group_name="speech", deps=[media], kinds={"pyav"})
+def audio(context: AssetExecutionContext, store: EventStoreResource,
+          titles: TitleRegistryResource) -> MaterializeResult:
     """Any container/codec PyAV reads, decoded to 16 kHz mono WAV, and its audio fingerprint."""
-    with stage(context, cpw, "audio") as st:
+    with stage(context, store, titles) as st:
         st.timer.inputs.append(st.title.media)
-        wav = st.artifact("audio.wav", output=True)
-        prints_path = st.artifact("fingerprint.json", output=True)
-        result = st.reuse(media=cpw.registry.get(st.key).content_id, sample_rate=SAMPLE_RATE,
-                          decoder=av.__version__)
+        wav = st.output(st.files.path("audio.wav"))
+        prints_path = st.output(st.files.path("fingerprint.json"))
+        result = st.reuse(sample_rate=SAMPLE_RATE, decoder=av.__version__)
         if result is None:
             decoded = decode_to_wav(st.title.media, wav)
             prints = fingerprint(load_wav(wav))

@@ -1,6 +1,5 @@
 """``transcript``: faster-whisper with VAD and word timestamps, plus a training example."""
 
-import json
 import time
 from dataclasses import asdict
 
@@ -12,43 +11,59 @@ from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
 from cpw_resources.errors import ConfigError, MediaError
 from cpw_resources.language.glossary import sidecar_language
+from cpw_resources.orchestration.config import TranscriptConfig
 from cpw_resources.orchestration.instance import ASR_POOL
 from cpw_resources.orchestration.partitions import titles
-from cpw_resources.orchestration.resources import CpwResource
-from cpw_resources.speech.asr import AsrConfig, is_multilingual, load_model, transcribe
-from cpw_resources.speech.media import SAMPLE_RATE, load_wav
-from cpw_resources.speech.models import model_identity
-from cpw_resources.subtitles.quality import load_reference, reference_path, word_error_rate
+from cpw_resources.orchestration.resources import (
+    EventStoreResource,
+    TitleRegistryResource,
+    WhisperResource,
+)
+from cpw_resources.speech.asr import AsrConfig, is_multilingual, transcribe
+from cpw_resources.speech.media import SAMPLE_RATE
+from cpw_resources.store.cache import sha256_file
+from cpw_resources.store.sidecars import SUBTITLE_FORMATS, Sidecars
+from cpw_resources.subtitles.quality import load_reference, word_error_rate
 
 
-@asset(partitions_def=titles, group_name="speech", deps=[audio], pool=ASR_POOL)
-def transcript(context: AssetExecutionContext, cpw: CpwResource) -> MaterializeResult:
+@asset(partitions_def=titles, group_name="speech", deps=[audio], pool=ASR_POOL,
+       kinds={"whisper"})
+def transcript(context: AssetExecutionContext, config: TranscriptConfig,
+               store: EventStoreResource, titles: TitleRegistryResource,
+               whisper: WhisperResource) -> MaterializeResult:
     """Timed segments and words in the spoken language (given, from the sidecar, or detected)."""
-    with stage(context, cpw, "transcript") as st:
-        config = AsrConfig.from_settings(st.settings)
-        language = st.settings.language or sidecar_language(st.title.media)
+    with stage(context, store, titles) as st:
+        asr = whisper.asr_config(config.model, beam_size=config.beam_size,
+                                 batch_size=config.batch_size, vad_filter=config.vad_filter)
+        language = config.language or sidecar_language(st.title.media)
+        references = [p for p in Sidecars(st.title.media).existing()
+                      if p.suffix.lower() in SUBTITLE_FORMATS]
         result = st.reuse(
-            audio=st.input_hash("audio.wav"), model=model_identity(config.model, st.settings),
-            config=asdict(config) | {"cpu_threads": None}, language=language,
+            config, model=whisper.models.identity(asr.model),
+            asr=asdict(asr) | {"cpu_threads": None}, language=language,
+            references={p.name: sha256_file(p) for p in references},
         )
         if result is None:
-            with st.asr_slot():
-                result = st.save(_transcribe(st, config, language))
+            with st.asr_slot(whisper.asr_pool_size):
+                result = st.save(_transcribe(st, whisper, asr, language,
+                                             from_setting=bool(config.language)))
         st.audio_seconds = result["audio_seconds"]
     return MaterializeResult(metadata=st.metadata(result))
 
 
-def _transcribe(st: Stage, config: AsrConfig, language: str | None) -> dict:
-    samples = load_wav(st.artifact("audio.wav"))
-    fingerprint = json.loads(st.artifact("fingerprint.json").read_text())
+def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language: str | None,
+                *, from_setting: bool) -> dict:
+    samples = st.files.samples()
+    fingerprint = st.files.fingerprint()
     audio_seconds = len(samples) / SAMPLE_RATE
-    language_source = "setting" if st.settings.language else "sidecar" if language else None
+    language_source = "setting" if from_setting else "sidecar" if language else None
     loaded = time.perf_counter()
-    model = load_model(config, st.settings)
+    model = whisper.load(config)
     if language not in (None, "en") and not is_multilingual(model):
         raise ConfigError(
             f"model {config.model!r} is English-only but {st.title.media.name} is in "
-            f"{language!r}; set CPW_WHISPER_MODEL to a multilingual model (e.g. base)."
+            f"{language!r}; set CPW_WHISPER_MODEL (or the transcript's run config `model`) "
+            f"to a multilingual model (e.g. base)."
         )
     if language is None and not is_multilingual(model):
         language, language_source = "en", "english-only model"
@@ -63,7 +78,7 @@ def _transcribe(st: Stage, config: AsrConfig, language: str | None) -> dict:
     result = transcribe(model, samples, config, language=language, progress=progress)
     asr_seconds = time.perf_counter() - started
     segments = result.segments
-    write_json(st.artifact("transcript.json", output=True), {
+    write_json(st.output(st.files.path("transcript.json")), {
         "language": result.language,
         "language_probability": round(result.language_probability, 4),
         "language_source": language_source or "detected",
@@ -75,7 +90,7 @@ def _transcribe(st: Stage, config: AsrConfig, language: str | None) -> dict:
     })
     words = sum(len(s.words) for s in segments)
     proxies = _quality_proxies(segments)
-    reference = reference_path(st.title.media, result.language) if result.language else None
+    reference = Sidecars(st.title.media).reference(result.language) if result.language else None
     if reference is not None:
         try:
             proxies["wer"] = word_error_rate(load_reference(reference), segments)

@@ -22,13 +22,13 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from cpw_resources.errors import MediaError
+from cpw_resources.language.matching import WORD
 from cpw_resources.records import Segment
+from cpw_resources.store.sidecars import Sidecars
 
 METADATA_FIELDS = ("title", "year", "series", "director", "genre", "language", "tmdb_id",
                    "summary")
 FUZZY_NAME_SCORE = 88.0
-# A word: a letter, then letters, digits, apostrophes or hyphens (any script).
-WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 _LANGUAGE_NAMES = {
     "hindi": "hi", "english": "en", "urdu": "ur", "tamil": "ta", "telugu": "te",
     "bengali": "bn", "marathi": "mr", "punjabi": "pa", "gujarati": "gu", "french": "fr",
@@ -46,13 +46,9 @@ class Term:
     occurrences: int = 0
 
 
-def sidecar(media: Path, suffix: str) -> Path:
-    return media.with_name(media.stem + suffix)
-
-
 def read_title_metadata(media: Path) -> tuple[dict[str, Any], list[Term]]:
     """The sidecar JSON's metadata fields and its character names (empty when absent)."""
-    path = sidecar(media, ".json")
+    path = Sidecars(media).metadata
     if not path.is_file():
         return {}, []
     try:
@@ -84,7 +80,7 @@ def sidecar_language(media: Path) -> str | None:
 
 
 def read_glossary_tsv(media: Path) -> list[Term]:
-    path = sidecar(media, ".glossary.tsv")
+    path = Sidecars(media).glossary
     if not path.is_file():
         return []
     try:

@@ -7,22 +7,21 @@ With a JSON schema, OpenAI-style servers get ``response_format: json_schema`` (s
 Anthropic a forced tool whose input is that schema, so replies are structured output, still
 validated by the caller. The real SDKs are used with their own retries switched off
 (``max_retries=0``) and explicit connect/read timeouts, so the reliability layer's policy is
-the only one. Keys and base URLs come from the environment the SDKs already read:
-``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``. Every
+the only one. Keys and base URLs come in an :class:`LlmAccess` from the ``llm`` resource
+(``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``,
+``CPW_COMPATIBLE_BASE_URL``, ``CPW_COMPATIBLE_API_KEY``); nothing here reads the environment. Every
 call's ``api_calls`` event carries the model, token usage and dollar cost (``pricing``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cpw_resources.errors import ConfigError
 from cpw_resources.llm.pricing import Price, Pricing
 from cpw_resources.services.reliability import MALFORMED, Reliability, ServiceError
-from cpw_resources.settings import Settings
 
 PROVIDERS = ("openai", "anthropic", "compatible")
 SERVICES = {"openai": "openai", "anthropic": "anthropic", "compatible": "openai-compatible"}
@@ -169,35 +168,47 @@ class AnthropicProvider(_Provider):
         return self._call(call)
 
 
-def make_provider(spec: ProviderSpec, settings: Settings, reliability: Reliability,
-                  pricing: Pricing | None = None, *, setting: str = "") -> LlmProvider:
-    """A provider for ``spec``; keys and base URLs from the environment, price from pricing."""
-    timeouts = {"connect_timeout_s": settings.http_connect_timeout_s,
-                "read_timeout_s": settings.http_read_timeout_s}
+@dataclass(frozen=True)
+class LlmAccess:
+    """Keys, base URLs and timeouts of the LLM APIs (from the ``llm`` resource; never logged)."""
+
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    compatible_base_url: str | None = None
+    compatible_api_key: str | None = None
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(k for k in (self.openai_api_key, self.anthropic_api_key,
+                                 self.compatible_api_key) if k)
+
+
+def make_provider(spec: ProviderSpec, access: LlmAccess, reliability: Reliability,
+                  pricing: Pricing, *, setting: str = "") -> LlmProvider:
+    """A provider for ``spec`` with its key, base URL and price."""
     where = f" ({setting})" if setting else ""
     if spec.provider == "compatible":
-        base_url = settings.compatible_base_url
-        api_key = os.environ.get("CPW_COMPATIBLE_API_KEY") or "no-key"
+        base_url, api_key = access.compatible_base_url, access.compatible_api_key or "no-key"
         if not base_url:
             raise ConfigError(f"{spec.label}{where} needs CPW_COMPATIBLE_BASE_URL, the server's "
                               "OpenAI-compatible URL (e.g. http://127.0.0.1:11434/v1 for Ollama)")
     else:
         key_var, url_var = f"{spec.provider.upper()}_API_KEY", f"{spec.provider.upper()}_BASE_URL"
-        base_url, api_key = os.environ.get(url_var) or None, os.environ.get(key_var) or None
+        api_key = getattr(access, f"{spec.provider}_api_key")
+        base_url = getattr(access, f"{spec.provider}_base_url")
         if api_key is None and base_url is None:
             raise ConfigError(f"{spec.label}{where} needs {key_var} (or {url_var} for a local "
                               "server that takes no key)")
-    price = (pricing or Pricing.load(settings.pricing_file)).price(spec.provider, spec.model)
+    price = pricing.price(spec.provider, spec.model)
     try:
         cls = AnthropicProvider if spec.provider == "anthropic" else OpenAIProvider
         return cls(spec.model, reliability, service=SERVICES[spec.provider], base_url=base_url,
-                   api_key=api_key or "no-key", price=price, **timeouts)
+                   api_key=api_key or "no-key", price=price,
+                   connect_timeout_s=access.connect_timeout_s,
+                   read_timeout_s=access.read_timeout_s)
     except ImportError as error:
         raise ConfigError(f"the {spec.provider} SDK is not installed: "
                           "pip install 'cp-whisperx[llm]'") from error
-
-
-def provider_from_settings(settings: Settings, reliability: Reliability) -> LlmProvider:
-    """The translation backend's provider (``CPW_LLM_PROVIDER``, ``CPW_LLM_MODEL``)."""
-    return make_provider(ProviderSpec(settings.llm_provider, settings.llm_model), settings,
-                         reliability, setting="CPW_TRANSLATION_BACKEND=llm")

@@ -13,11 +13,11 @@ runs on this machine by the pid their executor logged, marks them failed and fre
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import psutil
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
-from dagster._core.storage.dagster_run import RunsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from cpw_resources.settings import Settings
 
@@ -51,6 +51,31 @@ def ensure_dagster_home(settings: Settings) -> Path:
     if current is None or (current.startswith(HEADER) and current != wanted):
         config.write_text(wanted)
     return home
+
+
+#: Dagster commands that run a job against an instance; without DAGSTER_HOME they get a
+#: throwaway one that knows no registered title.
+_RUN_COMMANDS = (("job", "execute"), ("asset", "materialize"), ("job", "launch"))
+
+
+def refuse_throwaway_instance(argv: list[str] | None = None,
+                              environ: dict[str, str] | None = None) -> None:
+    """Exit with one line when ``dagster job execute`` runs without ``DAGSTER_HOME``.
+
+    Dagster would use a temporary instance that knows no title and fail deep inside partition
+    handling; the user needs to know which variable to set.
+    """
+    argv = sys.argv if argv is None else argv
+    env = os.environ if environ is None else environ
+    if env.get("DAGSTER_HOME") or Path(argv[0]).name != "dagster":
+        return
+    if tuple(argv[1:3]) in _RUN_COMMANDS:
+        cpw_home = env.get("CPW_HOME", ".cpw")
+        raise SystemExit(
+            f"cpw: DAGSTER_HOME is not set, so Dagster would use a throwaway instance that "
+            f"knows no registered title; run `eval \"$(cpw env)\"` or export "
+            f"DAGSTER_HOME={Path(cpw_home).expanduser().resolve() / 'dagster'}"
+        )
 
 
 def configure_pools(instance: DagsterInstance, settings: Settings) -> None:

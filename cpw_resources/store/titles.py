@@ -12,10 +12,10 @@ file read however many titles there are. Every registration rewrites it atomical
 lock; it is rebuilt from the ``title.json`` files when it is missing, unreadable, or does not
 list exactly the titles on disk.
 
-A title also remembers its *sidecars* (``NAME.json``, ``NAME.glossary.tsv``,
-``NAME.srt``/``NAME.<lang>.srt`` and ``.vtt`` beside ``NAME.ext``): ``sidecar_stat``
-summarises their names, sizes and mtimes (cheap to compare), ``sidecar_id`` their content
-(part of the inbox sensor's run key, so editing a sidecar reruns the title).
+A title also remembers its *sidecars* (the files beside ``NAME.ext`` that
+:mod:`cpw_resources.store.sidecars` names): ``sidecar_stat`` summarises their names, sizes and
+mtimes (cheap to compare), ``sidecar_id`` their content (part of the inbox sensor's run key,
+so editing a sidecar reruns the title).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,21 +34,12 @@ from slugify import slugify
 
 from cpw_resources.atomic import write_json, write_text
 from cpw_resources.errors import MediaError, UnknownTitleError
+from cpw_resources.store.sidecars import Sidecars, sidecar_id, sidecar_stat
 
 MAX_KEY_LENGTH = 60
 _BLOCK = 1 << 20
 INDEX_NAME = "_index.json"
 INDEX_VERSION = 1
-
-#: Sidecars read beside a media file ``NAME.ext``: ``NAME`` + one of these.
-SIDECAR_SUFFIXES = (".json", ".glossary.tsv")
-#: Subtitle sidecars: ``NAME.srt`` or ``NAME.<lang>.srt`` (and the same with ``.vtt``).
-SUBTITLE_SUFFIXES = (".srt", ".vtt")
-#: Written by the inbox sensor beside a rejected file; neither media nor a sidecar.
-ERROR_SUFFIX = ".error.txt"
-_LANG_TAIL = re.compile(r"\.[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?$")
-#: Sidecars up to this size are hashed whole; bigger ones like media (size + first/last MiB).
-_SIDECAR_FULL_HASH = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -179,75 +169,6 @@ def content_id(path: Path) -> str:
 def slug_for(path: Path) -> str:
     slug = slugify(path.stem, separator="_", max_length=MAX_KEY_LENGTH, word_boundary=True)
     return slug or "title"
-
-
-# --------------------------------------------------------------------------------------------
-# Sidecars
-# --------------------------------------------------------------------------------------------
-
-
-def is_sidecar_name(name: str) -> bool:
-    """True for sidecar names (and the sensor's ``.error.txt`` notes): never media."""
-    return name.lower().endswith((*SIDECAR_SUFFIXES, *SUBTITLE_SUFFIXES, ERROR_SUFFIX))
-
-
-def sidecar_stems(name: str) -> tuple[str, ...]:
-    """The media stems a sidecar belongs to: ``Film.en.srt`` → ``("Film.en", "Film")``."""
-    lower = name.lower()
-    if lower.endswith(ERROR_SUFFIX):
-        return ()
-    for suffix in SIDECAR_SUFFIXES:
-        if lower.endswith(suffix):
-            return (name[: -len(suffix)],)
-    for suffix in SUBTITLE_SUFFIXES:
-        if lower.endswith(suffix):
-            stem = name[: -len(suffix)]
-            tail = _LANG_TAIL.search(stem)
-            return (stem, stem[: tail.start()]) if tail and tail.start() > 0 else (stem,)
-    return ()
-
-
-def sidecars_in(names: Iterable[str]) -> dict[str, list[str]]:
-    """Media stem → the sidecar names among ``names`` (one folder's listing)."""
-    out: dict[str, list[str]] = {}
-    for name in names:
-        if not name.startswith("."):
-            for stem in sidecar_stems(name):
-                out.setdefault(stem, []).append(name)
-    return out
-
-
-def sidecar_files(media: Path, names: Iterable[str] | None = None) -> list[Path]:
-    """Sidecar files beside ``media``, sorted; ``names`` is its folder's listing if known."""
-    media = Path(media)
-    if names is None:
-        try:
-            names = os.listdir(media.parent)
-        except OSError:
-            return []
-    found = sidecars_in(names).get(media.stem, [])
-    return sorted(p for n in found if n != media.name and (p := media.parent / n).is_file())
-
-
-def sidecar_stat(stats: Iterable[tuple[str, int, int]]) -> str:
-    """Summary of sidecars' ``(name, size, mtime_ns)``: equal means none was touched."""
-    items = sorted(stats)
-    if not items:
-        return ""
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:16]
-
-
-def sidecar_id(files: Iterable[Path]) -> str:
-    """Fingerprint of sidecars' names and content; "" when there are none."""
-    digest = hashlib.sha256()
-    count = 0
-    for path in sorted(Path(f) for f in files):
-        size = path.stat().st_size
-        digest.update(f"{path.name}\0{size}\0".encode())
-        digest.update(path.read_bytes() if size <= _SIDECAR_FULL_HASH else
-                      content_id(path).encode())
-        count += 1
-    return digest.hexdigest()[:16] if count else ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,7 +318,7 @@ class TitleRegistry:
             cid = hint[2]
         else:
             cid = content_id(media)
-        sidecars = sidecar_files(media)
+        sidecars = Sidecars(media).existing()
         stats = []
         for path in sidecars:
             st = path.stat()

@@ -1,9 +1,10 @@
 """Scores of a title's translation: against a reference subtitle when one exists, and always
 name accuracy, glossary adherence and subtitle-rule compliance.
 
-A reference (``NAME.en.srt`` beside the media, any format pysubs2 reads) rarely splits the
-dialogue the way Whisper did, so text is compared in *blocks*: reference cues and output
-segments that overlap in time are joined into one block (transitively), and BLEU and chrF
+A reference (``NAME.en.srt`` beside the media, or ``.vtt``/``.ass``/``.ssa``: see
+:mod:`cpw_resources.store.sidecars`) rarely splits the dialogue the way Whisper did, so
+text is compared in *blocks*: reference cues and output segments that overlap in time are
+joined into one block (transitively), and BLEU and chrF
 (sacrebleu) are computed over the blocks as a corpus. Lines of either side that overlap
 nothing become blocks of their own with an empty counterpart, so misses and inventions count.
 """
@@ -21,8 +22,7 @@ import pysubs2
 import sacrebleu
 
 from cpw_resources.errors import MediaError
-from cpw_resources.language.glossary import WORD
-from cpw_resources.llm.enhance import near_name, term_forms
+from cpw_resources.language.matching import WORD, near_name, term_forms
 from cpw_resources.records import Segment
 from cpw_resources.subtitles.rules import SubtitleRules, build_cues, check_cues
 
@@ -32,14 +32,6 @@ class RefLine:
     start: float
     end: float
     text: str
-
-
-def reference_path(media: Path, target: str) -> Path | None:
-    for suffix in (f".{target}.srt", f".{target}.vtt", f".{target}.ass"):
-        path = media.with_name(media.stem + suffix)
-        if path.is_file():
-            return path
-    return None
 
 
 def load_reference(path: Path) -> list[RefLine]:

@@ -1,15 +1,39 @@
-"""The dbt project builds, through its Dagster asset, over real event files, and answers right."""
+"""The dbt project builds, through its Dagster assets, over real event files, and answers right;
+each dbt model is an asset with its event tables as parents."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Dagster reads the reference step's parameter types.
+import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
-from dagster import materialize
+import pytest
+from dagster import AssetKey, Definitions, materialize
 
-from cpw_assets.metrics import metrics_models
-from cpw_resources.orchestration.resources import CpwResource
-from cpw_resources.store.events import EventStore
+from cpw_assets import metrics
+from cpw_assets.metrics import (
+    DBT_PROJECT,
+    dbt_resource,
+    metrics_assets,
+    metrics_job,
+    metrics_schedule,
+)
+from cpw_resources.orchestration.resources import EventStoreResource, HomeResource
+from cpw_resources.store.events import TABLES, EventStore
+
+MODELS = {  # model → the event tables it reads
+    "title_run_summary": {"runs"},
+    "title_stage_summary": {"stage_metrics"},
+    "title_costs": {"api_calls"},
+}
+
+
+def _resources(home: Path) -> dict:
+    return {"store": EventStoreResource(home=HomeResource(path=str(home))),
+            "dbt": dbt_resource()}
 
 
 def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
@@ -33,9 +57,13 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
          "segments": 7},
     ], run_id="r1", title="film_a", asset="enhanced_translation")
 
-    result = materialize([metrics_models], instance=instance,
-                         resources={"cpw": CpwResource(home=str(home))})
+    result = materialize(metrics_assets, instance=instance, resources=_resources(home))
     assert result.success
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert materialized == {AssetKey(m) for m in MODELS}
+    checks = [e.event_specific_data for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert len(checks) == 6 and all(c.passed for c in checks)  # the dbt tests, as checks
 
     with duckdb.connect(str(home / "cpw.duckdb"), read_only=True) as con:
         rows = con.execute(
@@ -55,27 +83,150 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
 
 
 def test_metrics_models_retry_while_an_analyst_holds_the_file(tmp_path: Path, instance) -> None:
-    import subprocess
-    import sys
-    import time
-
     home = tmp_path / "cpw"
     store = EventStore(home / "events", home / "cpw.duckdb")
     store.ensure_views()
     store.append("runs", [{"status": "success", "cues": 1}], run_id="r", title="t",
                  asset="subtitles")
+    # The analyst keeps the file open until dbt has met the lock (its log says so; at most
+    # 45 s), then closes it: the first build fails, a retry succeeds.
+    dbt_log = home / "dbt" / "target" / "dbt.log"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys, time\n"
+        "import duckdb, pathlib, time\n"
         f"con = duckdb.connect({str(home / 'cpw.duckdb')!r}, read_only=True)\n"
         "print('open', flush=True)\n"
-        "time.sleep(10)\n"
+        f"log, end = pathlib.Path({str(dbt_log)!r}), time.monotonic() + 45\n"
+        "while time.monotonic() < end and not (log.exists() and 'Could not set lock' in "
+        "log.read_text(errors='replace')):\n"
+        "    time.sleep(0.2)\n"
     )], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "open"
     started = time.monotonic()
-    result = materialize([metrics_models], instance=instance,
-                         resources={"cpw": CpwResource(home=str(home))})
+    result = materialize(metrics_assets, instance=instance, resources=_resources(home))
     holder.wait()
     assert result.success
     failures = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert failures, "the first build should have met the lock and been retried"
     assert time.monotonic() - started < 60
+
+
+def test_each_model_is_an_asset_with_its_event_tables_as_parents(tmp_path: Path) -> None:
+    defs = Definitions(assets=metrics_assets, jobs=[metrics_job], schedules=[metrics_schedule],
+                       resources=_resources(tmp_path / "cpw"))
+    graph = defs.resolve_asset_graph()
+    for model, tables in MODELS.items():
+        node = graph.get(AssetKey(model))
+        assert node.is_materializable
+        assert node.group_name == "metrics"
+        assert node.kinds == {"dbt", "duckdb"}
+        assert node.parent_keys == {AssetKey(["events", t]) for t in tables}
+    # Every event table is a node (external, not materialized by Dagster) in group events.
+    for table in TABLES:
+        node = graph.get(AssetKey(["events", table]))
+        assert node.group_name == "events" and not node.is_materializable
+        assert node.kinds == {"parquet"} and node.description
+    # The dbt tests are the models' checks; the job builds the models, not the event tables.
+    assert {k.asset_key for k in graph.asset_check_keys} == {AssetKey(m) for m in MODELS}
+    job = defs.resolve_job_def("metrics_job")
+    assert job.asset_layer.selected_asset_keys == {AssetKey(m) for m in MODELS}
+    op = next(a for a in metrics_assets if hasattr(a, "op"))
+    assert op.op.pool == "duckdb" and op.op.retry_policy.max_retries == 4
+
+
+def test_specs_match_what_dbt_assets_makes_of_the_same_manifest() -> None:
+    """The specs built at load without importing dbt equal ``@dbt_assets``'s with the same
+    translator, which the step hands to dagster-dbt."""
+    from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+
+    project = DbtProject(DBT_PROJECT, target_path=metrics.manifest_target())
+
+    @dbt_assets(manifest=project.manifest_path, project=project,
+                dagster_dbt_translator=metrics.dbt_translator())
+    def reference(context, dbt: DbtCliResource):  # pragma: no cover - never run
+        yield from dbt.cli(["build"], context=context).stream()
+
+    ours = next(a for a in metrics_assets if hasattr(a, "op"))
+    for spec in reference.specs:
+        mine = ours.specs_by_key[spec.key]
+        assert (mine.group_name, mine.kinds, mine.description, mine.code_version) == (
+            spec.group_name, spec.kinds, spec.description, spec.code_version), spec.key
+        assert {d.asset_key for d in mine.deps} == {d.asset_key for d in spec.deps}
+    assert set(ours.keys) == set(reference.keys)
+    assert {(c.key, c.blocking, c.description) for c in ours.check_specs} == {
+        (c.key, c.blocking, c.description) for c in reference.check_specs}
+    assert set(reference.dependency_keys) - set(reference.keys) == {
+        AssetKey(["events", t]) for tables in MODELS.values() for t in tables}
+
+
+def test_sources_name_every_event_table() -> None:
+    external = {s.key for s in metrics_assets if not hasattr(s, "op")}
+    assert external == {AssetKey(["events", t]) for t in TABLES}
+
+
+def test_manifest_is_reparsed_only_when_the_project_changes(tmp_path: Path) -> None:
+    project = tmp_path / "dbt_metrics"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    manifest = project / "target" / "manifest.json"
+    assert not metrics.manifest_is_fresh(manifest, project)
+    manifest.parent.mkdir()
+    manifest.write_text("{}")
+    assert metrics.manifest_is_fresh(manifest, project)
+    assert metrics.prepare_manifest(project) == manifest  # fresh: no dbt parse
+    assert manifest.read_text() == "{}"
+    model = project / "models" / "title_costs.sql"
+    later = manifest.stat().st_mtime + 5
+    os.utime(model, (later, later))
+    assert not metrics.manifest_is_fresh(manifest, project)
+    # What dbt writes at run time in the project does not count as a change.
+    (project / "logs").mkdir()
+    os.utime(model, (later - 10, later - 10))
+    (project / "logs" / "dbt.log").write_text("x")
+    assert metrics.manifest_is_fresh(manifest, project)
+
+
+def test_without_dbt_there_are_no_metric_assets(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_version = metrics.importlib.metadata.version
+
+    def version(name: str) -> str:
+        if name == "dbt-duckdb":
+            raise metrics.importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("no dbt parse without dbt")
+
+    monkeypatch.setattr(metrics.importlib.metadata, "version", version)
+    monkeypatch.setattr(metrics, "prepare_manifest", no_parse)
+    assert metrics.load_metrics_assets() == []
+    defs = Definitions(assets=[], jobs=[metrics_job], schedules=[metrics_schedule])
+    assert defs.resolve_job_def("metrics_job").asset_layer.selected_asset_keys == set()
+
+
+def test_a_read_only_project_without_a_fresh_manifest_parses_into_the_home(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "dbt_metrics"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setattr(metrics, "_writable", lambda folder: False)
+    monkeypatch.setattr(metrics, "_home_dir", lambda: tmp_path / "cpw")
+    assert metrics.manifest_target(project) == tmp_path / "cpw" / "dbt" / "manifest"
+    shipped = project / "target" / "manifest.json"  # prepared at install: used as it is
+    shipped.parent.mkdir()
+    shipped.write_text("{}")
+    assert metrics.manifest_target(project) == project / "target"
+
+
+def test_without_a_dbt_project_there_are_no_metric_assets(tmp_path: Path) -> None:
+    assert metrics.load_metrics_assets(tmp_path / "absent") == []
+
+
+def test_definitions_load_without_dbt_installed() -> None:
+    """With dagster-dbt absent, importing the module neither parses nor fails: no assets."""
+    code = ("import sys\n"
+            "sys.modules['dagster_dbt'] = None  # as if the dbt extra were not installed\n"
+            "from cpw_assets import metrics\n"
+            "assert metrics.metrics_assets == [], metrics.metrics_assets\n"
+            "assert metrics.metrics_job.name == 'metrics_job'\n"
+            "assert 'dbt' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -109,7 +109,8 @@ def test_broken_names_fail_the_check_and_worse_text_warns(run_title, media_dir, 
     assert run.success  # checks report; they do not stop the subtitles
     names = run.check("names_intact")
     assert not names.passed and names.severity.value == "ERROR"
-    assert "Asterix" in names.metadata["examples"].value.replace("ASTERIX", "Asterix")
+    examples = json.dumps(names.metadata["examples"].value, ensure_ascii=False)
+    assert "Asterix" in examples.replace("ASTERIX", "Asterix")
     worse = run.check("not_worse_than_baseline")
     assert not worse.passed and worse.severity.value == "WARN"
     assert "bleu" in worse.metadata and run.srt().stat().st_size > 0

@@ -17,7 +17,8 @@ import pytest
 from dagster import AddDynamicPartitionsRequest, DagsterInstance, SensorResult, build_sensor_context
 
 from cpw_resources.orchestration.partitions import titles
-from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.orchestration.resources import resources_for
+from cpw_resources.settings import Settings
 from cpw_resources.store.events import EventStore
 from cpw_resources.store.titles import TitleRegistry
 from cpw_sensors.inbox import Cursor, evaluate_inbox, inbox_sensor
@@ -39,11 +40,11 @@ class Inbox:
     last: SensorResult | None = None
 
     def evaluate(self) -> SensorResult:
-        context = build_sensor_context(
+        with build_sensor_context(
             cursor=self.cursor, instance=self.instance,
-            resources={"cpw": CpwResource(home=str(self.home))},
-        )
-        result = inbox_sensor(context)
+            resources=resources_for(Settings(home=self.home)),
+        ) as context:
+            result = inbox_sensor(context)
         assert isinstance(result, SensorResult)
         for request in result.dynamic_partitions_requests or []:
             assert isinstance(request, AddDynamicPartitionsRequest)

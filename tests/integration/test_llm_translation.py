@@ -27,6 +27,7 @@ def openai_server(monkeypatch):
         monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdefghij")
         monkeypatch.setenv("CPW_TRANSLATION_BACKEND", "llm")
+        monkeypatch.setenv("CPW_TRANSLATION_LLM", "openai:gpt-4o-mini")
         monkeypatch.setenv("CPW_LLM_BATCH_SIZE", "4")
         yield server
 

@@ -4,7 +4,8 @@ from dagster import build_run_status_sensor_context
 
 from cpw_assets.definitions import defs
 from cpw_resources.orchestration.partitions import titles
-from cpw_resources.orchestration.resources import CpwResource
+from cpw_resources.orchestration.resources import resources_for
+from cpw_resources.settings import Settings
 from cpw_resources.store.titles import TitleRegistry
 from cpw_sensors.run_failures import record_run_failures
 
@@ -14,20 +15,19 @@ def test_failed_run_is_recorded(instance, home, media_dir, store):
     bad.write_text("hello\n")
     key = TitleRegistry(home / "titles").register(bad).key
     instance.add_dynamic_partitions(titles.name, [key])
-    resource = CpwResource(home=str(home))
     job = defs.resolve_job_def("subtitle_job")
     result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False,
-                                    resources={"cpw": resource})
+                                    resources=resources_for(Settings(home=home)))
     assert not result.success
 
-    context = build_run_status_sensor_context(
+    with build_run_status_sensor_context(
         sensor_name="record_run_failures",
         dagster_event=result.get_run_failure_event(),
         dagster_instance=instance,
         dagster_run=result.dagster_run,
-        resources={"cpw": resource},
-    ).for_run_failure()
-    record_run_failures(context)
+        resources=resources_for(Settings(home=home)),
+    ) as status_context:
+        record_run_failures(status_context.for_run_failure())
 
     failures = store.read("run_failures")
     assert failures.height == 1

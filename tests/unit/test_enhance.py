@@ -9,15 +9,12 @@ from pathlib import Path
 import pysubs2
 import pytest
 
+from cpw_resources.llm.engine import BadReply, Budget, ReplyCache, parse_reply
 from cpw_resources.llm.enhance import (
-    SYSTEM,
-    BadReply,
-    Budget,
-    EnhanceCache,
+    ENHANCEMENT_PROMPT,
     Enhancer,
     Line,
     load_cultural_terms,
-    parse_reply,
     select,
 )
 from cpw_resources.llm.pricing import Price, Pricing
@@ -67,7 +64,7 @@ def _openai(server, rel, price: Price = MINI, model: str = "gpt-4o-mini") -> Ope
 
 
 def _enhancer(providers, tmp_path, budget: Budget | None = None, **kwargs) -> Enhancer:
-    return Enhancer(providers, EnhanceCache(tmp_path / "cache.sqlite"),
+    return Enhancer(providers, ReplyCache(tmp_path / "cache.sqlite"),
                     budget or Budget(1.0, 10.0), "hi", "en", summary="Dil (2001)", **kwargs)
 
 
@@ -80,7 +77,8 @@ def _bodies(server) -> list[dict]:
 
 
 def test_parse_reply_is_strict() -> None:
-    assert parse_reply('{"segments": [{"id": 1, "text": " Hi  there "}]}', [1]) == {1: "Hi there"}
+    assert parse_reply('{"segments": [{"id": 1, "text": " Hi  there "}]}', [1],
+                       "segments") == {1: "Hi there"}
     bad = [
         ("Sure! Here you go", [1]),  # not JSON
         ('```json\n{"segments": [{"id": 1, "text": "a"}]}\n```', [1]),  # not only JSON
@@ -95,7 +93,7 @@ def test_parse_reply_is_strict() -> None:
     ]
     for text, ids in bad:
         with pytest.raises(BadReply):
-            parse_reply(text, ids)
+            parse_reply(text, ids, "segments")
 
 
 def test_selection_records_its_reasons() -> None:
@@ -148,7 +146,7 @@ def test_batches_carry_context_summary_and_only_the_terms_they_use(openai_server
     assert len(bodies) == 3 and out.requests == 3  # 60 segments, 20 per request
     for number, body in enumerate(bodies):
         system, user = body["messages"][0]["content"], json.loads(body["messages"][1]["content"])
-        assert system == SYSTEM.format(source="hi", target="en")
+        assert system == ENHANCEMENT_PROMPT.render(source="hi", target="en")
         assert body["response_format"]["type"] == "json_schema"
         assert body["response_format"]["json_schema"]["strict"] is True
         assert [s["id"] for s in user["segments"]] == list(range(number * 20, number * 20 + 20))
@@ -290,7 +288,7 @@ def test_an_injection_in_a_transcript_line_changes_nothing(openai_server, rel, t
     reasons = select(lines, TERMS, [], source="hi", target="en", enhance_all=True)
     out = _enhancer([(_openai(openai_server, rel), MINI)], tmp_path).run(lines, reasons, TERMS)
     for body in _bodies(openai_server):
-        assert body["messages"][0]["content"] == SYSTEM.format(source="hi", target="en")
+        assert body["messages"][0]["content"] == ENHANCEMENT_PROMPT.render(source="hi", target="en")
         assert "Ignore" not in body["messages"][0]["content"]
         # The line travels only as a JSON string value inside the user message.
         data = json.loads(body["messages"][1]["content"])
@@ -311,17 +309,17 @@ def test_the_day_budget_counts_too(openai_server, rel, tmp_path):
     assert out.count("budget") == len(reasons) == 4
 
 
-def test_an_openai_compatible_server_through_its_base_url(rel, tmp_path, monkeypatch):
+def test_an_openai_compatible_server_through_its_base_url(rel, tmp_path):
     from cpw_resources.errors import ConfigError
-    from cpw_resources.llm.providers import ProviderSpec, make_provider
-    from cpw_resources.settings import Settings
+    from cpw_resources.llm.providers import LlmAccess, ProviderSpec, make_provider
 
+    pricing = Pricing.load()
     with fake_service() as ollama:
         serve(ollama)
-        settings = Settings(home=tmp_path / "home", compatible_base_url=ollama.url + "/v1")
+        access = LlmAccess(compatible_base_url=ollama.url + "/v1")
         spec = ProviderSpec.parse("compatible:llama3.1:8b", "CPW_ENHANCE_PROVIDER")
         assert spec.model == "llama3.1:8b"
-        provider = make_provider(spec, settings, rel)
+        provider = make_provider(spec, access, rel, pricing)
         lines = _lines(6)
         out = _enhancer([(provider, provider.price)], tmp_path).run(
             lines, _reasons(lines), TERMS)
@@ -331,13 +329,11 @@ def test_an_openai_compatible_server_through_its_base_url(rel, tmp_path, monkeyp
     assert rel.events[-1]["service"] == "openai-compatible"
 
     with pytest.raises(ConfigError, match="CPW_COMPATIBLE_BASE_URL"):
-        make_provider(spec, Settings(home=tmp_path / "h2"), rel)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+        make_provider(spec, LlmAccess(), rel, pricing)
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
-        make_provider(ProviderSpec("openai", "gpt-4o-mini"), settings, rel)
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        make_provider(ProviderSpec("openai", "gpt-4o-mini"), access, rel, pricing)
     with pytest.raises(ConfigError, match="CPW_PRICING_FILE"):
-        make_provider(ProviderSpec("openai", "gpt-unpriced"), settings, rel)
+        make_provider(ProviderSpec("openai", "gpt-unpriced"), LlmAccess(openai_api_key=KEY),
+                      rel, pricing)
     with pytest.raises(ConfigError, match="PROVIDER:MODEL"):
         ProviderSpec.parse("gpt-4o-mini", "CPW_ENHANCE_PROVIDER")

@@ -8,13 +8,13 @@ import pytest
 
 from cpw_resources.errors import MediaError
 from cpw_resources.records import Segment
+from cpw_resources.store.sidecars import Sidecars
 from cpw_resources.subtitles.quality import (
     RefLine,
     blocks,
     glossary_adherence,
     load_reference,
     name_accuracy,
-    reference_path,
     rule_compliance,
     score,
 )
@@ -40,7 +40,7 @@ def test_reference_scores_reward_the_closer_text(tmp_path: Path):
     srt = tmp_path / "Film.en.srt"
     srt.write_text("1\n00:00:00,000 --> 00:00:02,000\nWhere were you, Aakash?\n\n"
                    "2\n00:00:02,100 --> 00:00:05,000\nI was at the market.\n")
-    assert reference_path(tmp_path / "Film.mkv", "en") == srt
+    assert Sidecars(tmp_path / "Film.mkv").reference("en") == srt
     reference = load_reference(srt)
     source = [_seg(0, 0, 2.5, "आकाश, तुम कहाँ थे?"), _seg(1, 2.5, 5, "मैं बाज़ार में था।")]
     good = [_seg(0, 0, 2.5, "Where were you, Aakash?"), _seg(1, 2.5, 5, "I was at the market.")]

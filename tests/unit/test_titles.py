@@ -5,15 +5,8 @@ import pytest
 from dagster import DynamicPartitionsDefinition, instance_for_test
 
 from cpw_resources.errors import MediaError, UnknownTitleError
-from cpw_resources.store.titles import (
-    TitleRegistry,
-    content_id,
-    is_sidecar_name,
-    sidecar_files,
-    sidecar_id,
-    sidecar_stat,
-    slug_for,
-)
+from cpw_resources.store.sidecars import Sidecars, is_media_name, sidecar_id, sidecar_stat
+from cpw_resources.store.titles import TitleRegistry, content_id, slug_for
 
 
 @pytest.mark.parametrize(
@@ -159,14 +152,14 @@ def test_sidecars_are_found_and_fingerprinted(tmp_path: Path) -> None:
     for name in ("Swades.json", "Swades.glossary.tsv", "Swades.en.srt", "Swades.hi.vtt",
                  "Swades.srt", "Swades.error.txt", "Swades 2.json", ".Swades.json"):
         (folder / name).write_text(name)
-    assert [p.name for p in sidecar_files(film)] == [
+    assert [p.name for p in Sidecars(film).existing()] == [
         "Swades.en.srt", "Swades.glossary.tsv", "Swades.hi.vtt", "Swades.json", "Swades.srt"]
-    assert is_sidecar_name("X.en.srt") and is_sidecar_name("x.error.txt")
-    assert not is_sidecar_name("X.mkv")
+    assert not is_media_name("X.en.srt") and not is_media_name("x.error.txt")
+    assert is_media_name("X.mkv")
 
     registry = TitleRegistry(tmp_path / "titles")
     title = registry.register(film)
-    assert title.sidecar_id == sidecar_id(sidecar_files(film)) != ""
+    assert title.sidecar_id == sidecar_id(Sidecars(film).existing()) != ""
     (folder / "Swades.json").write_text('{"language": "hi"}')
     assert registry.register(film).sidecar_id != title.sidecar_id
     assert sidecar_id([]) == "" and sidecar_stat([]) == ""

@@ -1,0 +1,89 @@
+"""Finding words, names and terms in subtitle text, in any script and as people spell them.
+
+One place for how the glossary, enhancement selection and quality scoring decide that a line
+says a term: whole words only (a letter may not touch the match on either side, Devanagari
+vowel signs included), a person's name also by any of its parts ("Ron" for "Ron Burgundy"),
+and a name of four or more letters also when spelled a little off ("Akash" for "Aakash",
+"Samir" for "Sameer"), by rapidfuzz on the words and on a loose romanisation key. Pure
+functions of their arguments; nothing here reads files or settings.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from rapidfuzz import fuzz
+
+# A word: a letter, then letters, digits, apostrophes or hyphens (any script).
+WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
+# One letter of any script; \w alone misses Devanagari vowel signs.
+LETTER = r"[\w\u0900-\u097F]"
+# rapidfuzz ratio (0-100) from which two spellings are taken for the same name.
+NEAR_NAME = 85.0
+# Words of a person's name that do not name them on their own.
+_NOT_A_NAME_PART = {"the", "and", "mr", "mrs", "miss", "sir", "lord", "lady", "dr", "uncle",
+                    "aunt", "young", "old", "little", "big", "man", "woman", "boy", "girl"}
+# Romanisation variants folded together, in order: long vowels, v/w, aspirates, doubles.
+_SPELLINGS = [(re.compile(a), b) for a, b in (
+    (r"aa+", "a"), (r"ee+|ii+|y$", "i"), (r"oo+|uu+", "u"), (r"w", "v"), (r"ph", "f"),
+    (r"([bcdgjkpqrst])h", r"\1"), (r"(.)\1+", r"\1"),
+)]
+
+
+@lru_cache(maxsize=4096)
+def _pattern(term: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!{LETTER}){re.escape(term.lower())}(?!{LETTER})")
+
+
+def contains(text: str, term: str) -> bool:
+    """``term`` occurs in ``text`` as whole words, ignoring case."""
+    return bool(term) and _pattern(term).search(text.lower()) is not None
+
+
+def term_forms(term: dict[str, Any]) -> list[str]:
+    """How a glossary entry shows up in dialogue: a person's full name or any of its parts
+    ('Ron' for 'Ron Burgundy'); other terms only whole."""
+    full = str(term.get("term", "")).strip()
+    forms = [full] if full else []
+    if term.get("kind") in ("character", "actor"):
+        forms += [part for part in full.split()[1:] + full.split()[:1]
+                  if len(part) >= 3 and part[0].isupper()
+                  and part.lower() not in _NOT_A_NAME_PART and part != full]
+    return list(dict.fromkeys(forms))
+
+
+@lru_cache(maxsize=65536)
+def spelling_key(word: str) -> str:
+    """A loose romanisation key, so 'Sameer'/'Samir', 'Pooja'/'Puja' and 'Siddharth'/
+    'Sidharth' (the same name spelled as people and MT do) compare equal."""
+    key = word.lower()
+    for pattern, replacement in _SPELLINGS:
+        key = pattern.sub(replacement, key)
+    return key
+
+
+def near_name(candidate: str, name: str) -> bool:
+    """``candidate`` is ``name`` spelled a little differently (not identical)."""
+    a, b = candidate.lower(), name.lower()
+    if a == b or len(b) < 4:
+        return False
+    return (fuzz.ratio(a, b) >= NEAR_NAME
+            or fuzz.ratio(spelling_key(a), spelling_key(b)) >= NEAR_NAME)
+
+
+def mentions(text: str, term: dict[str, Any]) -> bool:
+    """Whole-word mention of a term or, for names of 4+ letters, a near miss (MT and ASR
+    spell unfamiliar names loosely: 'Akash' for 'Aakash')."""
+    forms = term_forms(term)
+    if any(contains(text, form) for form in forms):
+        return True
+    if term.get("kind") not in ("character", "actor"):
+        return False
+    words = WORD.findall(text)
+    for form in forms:
+        n = len(form.split())
+        if any(near_name(" ".join(words[i:i + n]), form) for i in range(len(words) - n + 1)):
+            return True
+    return False

@@ -1,0 +1,410 @@
+"""The one LLM batch engine: every request any LLM task makes goes through :class:`Engine`.
+
+A *task* (:class:`Task`: translation, enhancement) says what differs: its name, its prompt (a
+versioned system-text template), the JSON schema of its reply and the reply's list field, how
+to write a batch (with the lines before it) as the user message, the content that identifies
+an item's answer, and the text an item keeps when it gets none. The engine does the rest:
+
+1. **Cache**: an item whose (task, prompt version, provider, model, content) was answered
+   before, by any title or process of the home, is served from :class:`ReplyCache` (SQLite)
+   for free; identical items in one run are sent once and the copies follow the first.
+2. **Batch** ``batch_size`` items per request with the ``context_lines`` before them.
+   Transcript text is untrusted: it travels only as JSON data in the user message.
+3. **Check** every reply strictly (:func:`parse_reply`: pydantic in strict mode, every id once,
+   text a non-empty string; ``null``, a number or an object is a bad reply). A bad reply is
+   asked again once, then the batch is split in halves down to one item, which keeps its text
+   as ``rejected`` when it still fails.
+4. **Fall back** to the next provider when one fails after its retries (``ServiceError``, an
+   open breaker included); when all fail the batch keeps its text as ``failed``.
+5. **Budget** (optional): before each request its cost is estimated from its size and the
+   model's price; a request that would pass the :class:`Budget` stops the run and the rest
+   keeps its text as ``budget``.
+6. **Account** requests, tokens and dollars of every reply, good or bad, in the
+   :class:`Outcome`, and report progress.
+
+Item statuses: ``done`` (answered now), ``cached``, ``kept`` (not sent), ``failed``,
+``rejected``, ``budget``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from cpw_resources.llm.pricing import Price
+from cpw_resources.llm.providers import Completion, LlmProvider
+from cpw_resources.services.reliability import ServiceError
+
+# Cost estimates before sending: ~4 bytes of UTF-8 per token.
+_BYTES_PER_TOKEN = 4
+_SQLITE_MAX_PARAMS = 500
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A task's fixed instructions: a system-text template and its version. The version is
+    part of every cache key (and of the assets' reuse keys), so a changed prompt never gets
+    the old prompt's replies."""
+
+    version: int
+    template: str
+
+    def render(self, **values: str) -> str:
+        return self.template.format(**values)
+
+
+def reply_schema(list_field: str) -> dict[str, Any]:
+    """The JSON schema of ``{list_field: [{"id": <int>, "text": <str>}]}`` (strict output)."""
+    return {
+        "type": "object",
+        "properties": {list_field: {"type": "array", "items": {
+            "type": "object",
+            "properties": {"id": {"type": "integer"}, "text": {"type": "string"}},
+            "required": ["id", "text"], "additionalProperties": False,
+        }}},
+        "required": [list_field], "additionalProperties": False,
+    }
+
+
+class Item(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+T = TypeVar("T", bound=Item)
+
+
+class Task(Protocol[T]):
+    """What one kind of LLM work supplies to the engine."""
+
+    name: str
+    prompt: Prompt
+    schema: dict[str, Any]
+    list_field: str
+
+    def system(self) -> str:
+        """The rendered prompt (fixed text: no transcript data in it)."""
+
+    def user(self, batch: Sequence[T], context: Sequence[T]) -> str:
+        """The user message: the batch and its context lines as JSON data."""
+
+    def cache_content(self, item: T) -> Any:
+        """JSON-able content that determines the item's answer (besides provider and prompt)."""
+
+    def original(self, item: T) -> str:
+        """The text the item keeps when it gets no answer."""
+
+
+# --------------------------------------------------------------------------- replies
+
+
+class BadReply(ValueError):
+    """The model's reply is not the JSON the schema and the batch ask for."""
+
+
+class _ReplyItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: int
+    text: str
+
+
+@lru_cache(maxsize=16)
+def _reply_model(list_field: str) -> type[BaseModel]:
+    return create_model(f"Reply_{list_field}",
+                        __config__=ConfigDict(extra="forbid", strict=True),
+                        **{list_field: (list[_ReplyItem], ...)})
+
+
+def parse_reply(text: str, ids: Sequence[int], list_field: str) -> dict[int, str]:
+    """The reply's text by id; BadReply unless every id of the batch is there exactly once
+    with a non-empty string (whitespace runs become one space)."""
+    try:
+        reply = _reply_model(list_field).model_validate_json(text)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise BadReply(f"reply is not the expected JSON ({first['type']} at "
+                       f"{'.'.join(map(str, first['loc'])) or 'top'})") from error
+    items: list[_ReplyItem] = getattr(reply, list_field)
+    got = [item.id for item in items]
+    if sorted(got) != sorted(ids) or len(set(got)) != len(got):
+        raise BadReply(f"reply ids {got} are not the batch's {list(ids)} exactly once")
+    texts = {item.id: " ".join(item.text.split()) for item in items}
+    if any(not t for t in texts.values()):
+        raise BadReply("reply has an empty text")
+    return texts
+
+
+# --------------------------------------------------------------------------- cache, budget
+
+
+class ReplyCache:
+    """Answers by content key, shared by every task, title and process of a home (SQLite)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with self._connect() as db:
+            db.execute("create table if not exists replies (key text primary key, "
+                       "text text not null, by text not null, created real not null)")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("pragma journal_mode=wal")
+        return db
+
+    @staticmethod
+    def key(task: str, prompt_version: int, service: str, model: str, content: str) -> str:
+        parts = [task, prompt_version, service, model, content]
+        return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._connect() as db:
+            for start in range(0, len(keys), _SQLITE_MAX_PARAMS):
+                chunk = list(keys[start:start + _SQLITE_MAX_PARAMS])
+                marks = ",".join("?" * len(chunk))
+                found.update(db.execute(f"select key, text from replies where key in ({marks})",
+                                        chunk).fetchall())
+        return found
+
+    def put_many(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """(key, text, provider label) rows."""
+        with self._connect() as db:
+            db.executemany("insert or replace into replies values (?, ?, ?, ?)",
+                           [(k, t, by, time.time()) for k, t, by in rows])
+
+
+@dataclass
+class Budget:
+    """Dollars already spent on this title and today, and the limits."""
+
+    title_limit: float
+    day_limit: float
+    title_spent: float = 0.0
+    day_spent: float = 0.0
+
+    def room(self) -> float:
+        return min(self.title_limit - self.title_spent, self.day_limit - self.day_spent)
+
+    def spend(self, dollars: float) -> None:
+        self.title_spent += dollars
+        self.day_spent += dollars
+
+
+def estimate_cost(price: Price, system: str, user: str, replaced: Sequence[str]) -> float:
+    """A cautious cost before sending: the prompt's bytes / 4 in, and out 1.5× the bytes of
+    the texts the reply replaces, plus the JSON around them."""
+    input_tokens = (len(system.encode()) + len(user.encode())) // _BYTES_PER_TOKEN + 20
+    output_tokens = sum(len(text.encode()) * 3 // 2 // _BYTES_PER_TOKEN + 12
+                        for text in replaced) + 16
+    return price.cost(input_tokens, output_tokens)
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+@dataclass
+class Outcome:
+    """Per item (by id): text, status and the ``service:model`` that answered; and totals."""
+
+    text: dict[int, str]
+    status: dict[int, str]
+    by: dict[int, str] = field(default_factory=dict)
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cache_hits: int = 0
+    errors: list[str] = field(default_factory=list)
+    budget_stopped: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.status.values() if s == status)
+
+
+@dataclass
+class Engine:
+    """Sends a task's items through ``providers`` (primary first, then the fallbacks)."""
+
+    providers: Sequence[tuple[LlmProvider, Price | None]]
+    cache: ReplyCache | None = None
+    budget: Budget | None = None  # None: no cap
+    batch_size: int = 20
+    context_lines: int = 0
+    max_tokens: int = 4096
+    on_cache_hits: Callable[[str, str, int], None] | None = None  # service, model, items
+    progress: Callable[[float], None] | None = None
+
+    def run(self, task: Task[T], items: Sequence[T],
+            timeline: Sequence[T] | None = None) -> Outcome:
+        """Answer ``items``; context lines come from ``timeline`` (default: ``items``)."""
+        return _Run(self, task, items, items if timeline is None else timeline).go()
+
+
+def _label(provider: LlmProvider) -> str:
+    return f"{provider.service}:{provider.model}"
+
+
+class _Run(Generic[T]):
+    """One :meth:`Engine.run`: its items, its outcome and its progress."""
+
+    def __init__(self, engine: Engine, task: Task[T], items: Sequence[T],
+                 timeline: Sequence[T]) -> None:
+        self.engine, self.task, self.items = engine, task, list(items)
+        self.timeline = list(timeline)
+        self.position = {item.id: i for i, item in enumerate(self.timeline)}
+        self.content = {item.id: json.dumps(task.cache_content(item), ensure_ascii=False,
+                                            sort_keys=True) for item in self.items}
+        self.system = task.system()
+        self.out = Outcome({item.id: task.original(item) for item in self.items},
+                           {item.id: "kept" for item in self.items})
+        self.done = 0
+
+    def go(self) -> Outcome:
+        todo = self._from_cache(self.items)
+        # Identical items are sent once; the copies follow the first.
+        first: dict[str, T] = {}
+        copies: list[tuple[T, T]] = []
+        for item in todo:
+            original = first.setdefault(self.content[item.id], item)
+            if original is not item:
+                copies.append((original, item))
+        unique = list(first.values())
+        size = max(1, self.engine.batch_size)
+        for start in range(0, len(unique), size):
+            if self.out.budget_stopped:
+                break
+            self._send(unique[start:start + size])
+        if self.out.budget_stopped:
+            for item in unique:
+                if self.out.status[item.id] == "kept":
+                    self.out.status[item.id] = "budget"
+        self._follow(copies)
+        return self.out
+
+    def _key(self, item: T, provider: LlmProvider) -> str:
+        return ReplyCache.key(self.task.name, self.task.prompt.version, provider.service,
+                              provider.model, self.content[item.id])
+
+    def _from_cache(self, items: list[T]) -> list[T]:
+        cache, out = self.engine.cache, self.out
+        if cache is None:
+            return items
+        left = items
+        for provider, _ in self.engine.providers:
+            keys = {item.id: self._key(item, provider) for item in left}
+            found = cache.get_many(list(dict.fromkeys(keys.values())))
+            hits = {item.id for item in left if keys[item.id] in found}
+            for item_id in hits:
+                out.text[item_id], out.status[item_id] = found[keys[item_id]], "cached"
+                out.by[item_id] = _label(provider)
+            if hits:
+                out.cache_hits += len(hits)
+                if self.engine.on_cache_hits is not None:
+                    self.engine.on_cache_hits(provider.service, provider.model, len(hits))
+                self._advance(len(hits))
+            left = [item for item in left if item.id not in hits]
+        return left
+
+    def _follow(self, copies: list[tuple[T, T]]) -> None:
+        out = self.out
+        for original, copy in copies:
+            if out.status[original.id] == "done":
+                out.text[copy.id], out.status[copy.id] = out.text[original.id], "cached"
+                out.by[copy.id] = out.by[original.id]
+                out.cache_hits += 1
+            else:
+                out.status[copy.id] = out.status[original.id]
+        self._advance(len(copies))
+
+    def _context(self, batch: Sequence[T]) -> list[T]:
+        first = self.position.get(batch[0].id)
+        if first is None or self.engine.context_lines <= 0:
+            return []
+        return self.timeline[max(0, first - self.engine.context_lines):first]
+
+    def _send(self, batch: Sequence[T]) -> None:
+        """One batch: a bad reply is asked again once, then the batch is split; a provider
+        that fails hands the batch to the next."""
+        user = self.task.user(batch, self._context(batch))
+        ids = [item.id for item in batch]
+        for provider, price in self.engine.providers:
+            if self._over_budget(price, user, batch):
+                self.out.budget_stopped = True
+                return
+            bad = 0
+            while bad < 2:
+                try:
+                    reply = provider.complete(self.system, user, max_tokens=self.engine.max_tokens,
+                                              schema=self.task.schema)
+                except ServiceError as error:
+                    self.out.errors.append(str(error))
+                    break  # this provider is failing: the next one, if any
+                self._account(reply)
+                try:
+                    texts = parse_reply(reply.text, ids, self.task.list_field)
+                except BadReply as error:
+                    self.out.errors.append(f"{_label(provider)}: {error}")
+                    bad += 1
+                    continue
+                self._accept(batch, texts, provider)
+                return
+            if bad == 2:  # the provider answers, but not this batch: split it
+                self._split(batch)
+                return
+        for item in batch:
+            self.out.status[item.id] = "failed"
+        self._advance(len(batch))
+
+    def _split(self, batch: Sequence[T]) -> None:
+        if len(batch) == 1:
+            self.out.status[batch[0].id] = "rejected"
+            self._advance(1)
+            return
+        half = len(batch) // 2
+        self._send(batch[:half])
+        if not self.out.budget_stopped:
+            self._send(batch[half:])
+
+    def _over_budget(self, price: Price | None, user: str, batch: Sequence[T]) -> bool:
+        budget = self.engine.budget
+        if budget is None:
+            return False
+        cost = (estimate_cost(price, self.system, user, [self.task.original(i) for i in batch])
+                if price is not None else 0.0)
+        return cost > budget.room() + 1e-12
+
+    def _account(self, reply: Completion) -> None:
+        out = self.out
+        out.requests += 1
+        out.input_tokens += reply.input_tokens
+        out.output_tokens += reply.output_tokens
+        cost = reply.cost_usd or 0.0
+        out.cost_usd += cost
+        if self.engine.budget is not None:
+            self.engine.budget.spend(cost)
+
+    def _accept(self, batch: Sequence[T], texts: dict[int, str],
+                provider: LlmProvider) -> None:
+        label = _label(provider)
+        for item in batch:
+            self.out.text[item.id], self.out.status[item.id] = texts[item.id], "done"
+            self.out.by[item.id] = label
+        if self.engine.cache is not None:
+            self.engine.cache.put_many([(self._key(item, provider), texts[item.id], label)
+                                        for item in batch])
+        self._advance(len(batch))
+
+    def _advance(self, n: int) -> None:
+        self.done += n
+        if self.engine.progress is not None and n:
+            self.engine.progress(min(1.0, self.done / max(1, len(self.items))))

@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m cpw_assets.metrics   # parse the dbt manifest once, at install
 	touch $@
 
 setup: $(VENV)/.installed

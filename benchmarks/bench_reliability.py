@@ -62,7 +62,9 @@ def main() -> None:
         rel = Reliability(settings.breakers_dir,
                           Policy(second_round_pause_s=args.second_round_pause),
                           on_event=events.append)
-        client = TmdbClient(settings, rel, api_key="benchmark-key")
+        client = TmdbClient(settings.tmdb_base_url, rel, cache_dir=settings.home_dir / "responses",
+                            api_key="benchmark-key",
+                            read_timeout_s=settings.http_read_timeout_s)
         full = second_rounds = 0
         started = time.perf_counter()
         for i in range(args.titles):
@@ -90,7 +92,9 @@ def main() -> None:
         settings = Settings(home=Path(tmp) / "b", tmdb_base_url=server.url + "/3")
         events.clear()
         rel = Reliability(settings.breakers_dir, Policy(), on_event=events.append)
-        client = TmdbClient(settings, rel, api_key="benchmark-key")
+        client = TmdbClient(settings.tmdb_base_url, rel, cache_dir=settings.home_dir / "responses",
+                            api_key="benchmark-key",
+                            read_timeout_s=settings.http_read_timeout_s)
         degraded = 0
         for i in range(args.titles):
             try:

@@ -187,16 +187,8 @@ class Settings(BaseSettings):
         return self.home_dir / "cpw.duckdb"
 
     @property
-    def inbox_dir(self) -> Path:
-        return (self.inbox.expanduser().resolve() if self.inbox else self.home_dir / "inbox")
-
-    @property
     def breakers_dir(self) -> Path:
         return self.home_dir / "breakers"
-
-    @property
-    def responses_dir(self) -> Path:
-        return self.home_dir / "responses"
 
     @property
     def models_cache_dir(self) -> Path:

@@ -2,7 +2,7 @@
 
 One evaluation (``evaluate_inbox``, wrapped by the ``inbox`` sensor):
 
-1. **Scan** the inbox (``Settings.inbox_dir``) recursively with ``os.scandir``, skipping
+1. **Scan** the inbox (the ``inbox`` resource's folder) recursively with ``os.scandir``, skipping
    ``rejected/``, hidden names, and partial downloads (``*.part``, ``*.crdownload``, ...; a
    file with a partial download of the same name beside it waits too). Sidecars
    (``NAME.json``, ``NAME.glossary.tsv``, subtitles ``NAME.<lang>.srt``, ...: the rules are in

@@ -60,7 +60,10 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
     with stage(context, store, titles) as st:
         st.target_language = config.target_language
         document = st.files.transcript()
-        asr = whisper.asr_config(whisper_translation_model(config, document["config"]["model"]))
+        spoken = document["config"]  # Whisper's translate pass decodes like the transcript
+        asr = whisper.asr_config(whisper_translation_model(config, spoken["model"]),
+                                 beam_size=spoken["beam_size"], batch_size=spoken["batch_size"],
+                                 vad_filter=spoken["vad_filter"])
         prompt = llm_translate.TRANSLATION_PROMPT.version if config.backend == "llm" else None
         result = st.reuse(config, asr=asdict(asr) | {"cpu_threads": None}, llm_prompt=prompt)
         if result is None:

@@ -181,10 +181,6 @@ class LlmAccess:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
 
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(k for k in (self.openai_api_key, self.anthropic_api_key,
-                                 self.compatible_api_key) if k)
-
 
 def make_provider(spec: ProviderSpec, access: LlmAccess, reliability: Reliability,
                   pricing: Pricing, *, setting: str = "") -> LlmProvider:

@@ -5,11 +5,14 @@
                            print the subtitle paths
     cpw outputs KEY...     print the subtitle paths of registered titles
     cpw env                print the shell exports that point scripts at this instance
+    cpw store check        list unreadable event files and other store problems (exit 1)
+    cpw store repair       quarantine them, rewrite schema files, recreate the views
 
 ``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster`` (see
 :mod:`cpw_resources.orchestration.instance`), so the
 partitions ``cpw register`` adds are the ones ``dagster job execute`` sees when run with the
-same ``DAGSTER_HOME``. Every command also frees the pool slots of runs whose process died.
+same ``DAGSTER_HOME``. Every command but ``store`` also frees the pool slots of runs whose
+process died.
 """
 
 from __future__ import annotations
@@ -21,22 +24,22 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
+from cpw_resources.atomic import require_writable
 from cpw_resources.errors import CpwError
-from cpw_resources.orchestration.instance import (
-    configure_pools,
-    ensure_dagster_home,
-    recover_dead_runs,
-)
+from cpw_resources.orchestration.instance import ensure_dagster_home, recover_dead_runs
 from cpw_resources.settings import Settings
 
 
 def _instance(settings: Settings) -> DagsterInstance:
-    """The instance at DAGSTER_HOME, with its pools set and dead runs' slots freed."""
+    """The instance at DAGSTER_HOME, with dead runs marked failed (and recorded)."""
+    from cpw_resources.store.events import EventStore
+
     ensure_dagster_home(settings)
     instance = DagsterInstance.get()
-    configure_pools(instance, settings)
-    for run_id in recover_dead_runs(instance):
-        print(f"cpw: run {run_id} had died; marked failed and freed its slots", file=sys.stderr)
+    events = EventStore(settings.events_dir, settings.duckdb_path)
+    for run in recover_dead_runs(instance, events):
+        print(f"cpw: run {run.run_id} ({run.title}) had died; marked failed and freed its "
+              f"slots ({run.reason})", file=sys.stderr)
     return instance
 
 
@@ -45,6 +48,7 @@ def _register(paths: Sequence[str]) -> list[str]:
     from cpw_resources.store.titles import TitleRegistry
 
     settings = Settings()
+    require_writable(settings.home_dir, "CPW_HOME")
     registry = TitleRegistry(settings.titles_dir)
     registered = registry.register_many([Path(p) for p in paths])
     keys = [registered[Path(p)].key for p in paths]
@@ -119,6 +123,32 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    import logging
+
+    from cpw_resources.store.events import EventStore
+
+    logging.getLogger(EventStore.__module__).setLevel(logging.ERROR)  # we print each repair
+    settings = Settings()
+    store = EventStore(settings.events_dir, settings.duckdb_path)
+    if args.action == "check":
+        findings = store.check()
+        for finding in findings:
+            print(finding)
+        if findings:
+            print(f"cpw: {len(findings)} problem(s) in {settings.home_dir}; "
+                  "`cpw store repair` fixes them", file=sys.stderr)
+        return 1 if findings else 0
+    report = store.repair()
+    for line in report.done:
+        print(line)
+    for line in report.left:
+        print(f"cpw: {line}", file=sys.stderr)
+    if not report.done and not report.left:
+        print(f"cpw: nothing to repair in {settings.home_dir}", file=sys.stderr)
+    return 1 if report.left else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cpw", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,12 +165,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("env", help="print shell exports for CPW_HOME and DAGSTER_HOME").set_defaults(
         func=cmd_env
     )
+    p = sub.add_parser("store", help="check or repair the event store (events/, cpw.duckdb)")
+    p.add_argument("action", choices=["check", "repair"])
+    p.set_defaults(func=cmd_store)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except CpwError as error:
         print(f"cpw: error: {error}", file=sys.stderr)
+        _record_input_error(args.command, error)
         return 2
+
+
+def _record_input_error(command: str, error: CpwError) -> None:
+    """An ``input_errors`` event for an error about a file, where the store can be written."""
+    from cpw_resources.store.events import EventStore
+
+    path = getattr(error, "path", None)
+    if path is None:
+        return
+    try:
+        settings = Settings()
+        EventStore(settings.events_dir, settings.duckdb_path).append(
+            "input_errors", [{"path": str(path), "error_class": type(error).__name__,
+                              "message": str(error)}],
+            run_id="", title="", asset=f"cpw {command}")
+    except (CpwError, OSError):
+        pass  # the store is not writable (read-only or full CPW_HOME): the line above says so
 
 
 if __name__ == "__main__":

@@ -7,23 +7,36 @@ the run config and any outside input named, so a new input cannot be left out of
 A :class:`CpwError` (bad input, missing model, bad setting) is also appended to
 ``input_errors`` and ``runs`` and re-raised as a ``dagster.Failure`` with the readable message
 and no retry; any other exception is recorded the same way and propagates unchanged so Dagster
-shows its traceback.
+shows its traceback. A run stopped by SIGINT or SIGTERM gets a ``runs`` row with status
+``canceled`` and what it was doing (e.g. waiting for a Whisper slot held by another run).
+
+Before the first stage of a run (in this process), the stage recovers what killed runs left:
+runs whose process is gone are marked failed with a ``runs`` row, and temporary files of their
+interrupted writes in this title's folder are removed, so a plain ``dagster job execute`` needs
+no ``cpw`` command first.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, Config, Failure, MetadataValue
 
-from cpw_resources.errors import CpwError, MediaError
-from cpw_resources.orchestration.resources import EventStoreResource, TitleRegistryResource
-from cpw_resources.speech.slots import machine_slot
+from cpw_resources.atomic import remove_dead_temps
+from cpw_resources.errors import CpwError, MediaError, StorageError
+from cpw_resources.orchestration.instance import recover_dead_runs
+from cpw_resources.orchestration.resources import (
+    EventStoreResource,
+    TitleRegistryResource,
+    WhisperResource,
+)
+from cpw_resources.speech.slots import ASR, Holder, SlotTimeoutError, machine_slot
 from cpw_resources.store.cache import ArtifactCache
 from cpw_resources.store.files import TitleFiles
 from cpw_resources.store.monitor import StageTimer
@@ -44,6 +57,7 @@ class Stage:
     metrics: dict[str, float | int] = field(default_factory=dict)
     cache_hit: bool = False
     wait_seconds: float = 0.0
+    waiting_for: str | None = None  # what the stage is blocked on, for an interrupt's reason
     _cache_key: str | None = None
 
     @property
@@ -105,16 +119,31 @@ class Stage:
         return result
 
     @contextmanager
-    def asr_slot(self, pool_size: int) -> Iterator[None]:
-        """One of the machine's ``pool_size`` Whisper slots, for the heavy part."""
-        def waiting() -> None:
-            self.context.log.info(f"{self.name}: waiting for a free Whisper slot "
-                                  f"({pool_size} on this machine)")
+    def asr_slot(self, whisper: WhisperResource) -> Iterator[None]:
+        """One of the machine's ``asr_pool_size`` Whisper slots, for the heavy part; waits at
+        most ``slot_wait_timeout_s``, then fails naming who holds the slots."""
+        size = whisper.asr_pool_size
 
-        slots = self.titles.home.under("slots")
-        with machine_slot(slots, "asr", pool_size, on_wait=waiting) as waited:
-            self.wait_seconds += waited
-            yield
+        def waiting(holders: list[Holder]) -> None:
+            held_by = "; ".join(h.describe() for h in holders) or "another process"
+            self.waiting_for = f"a Whisper slot held by {held_by}"
+            self.context.log.info(f"{self.name}: waiting for one of {size} Whisper slot(s) on "
+                                  f"this machine, held by {held_by}")
+
+        hint = ("Wait for it to finish, or stop that process (kill <pid>) and run this title "
+                "again; CPW_SLOT_WAIT_TIMEOUT_S sets how long a step waits.")
+        label = f"run {self.context.run_id} ({self.key}/{self.name})"
+        started, acquired = time.monotonic(), False
+        try:
+            with machine_slot(self.titles.home.under("slots"), ASR, size, label=label,
+                              timeout_s=whisper.slot_wait_timeout_s, hint=hint,
+                              on_wait=waiting) as waited:
+                acquired, self.waiting_for = True, None
+                self.wait_seconds += waited
+                yield
+        finally:
+            if not acquired:  # timed out or interrupted: the wait still counts
+                self.wait_seconds += time.monotonic() - started
 
     def record(self, table: str, rows: list[dict[str, Any]]) -> None:
         self.store.append(table, rows, run_id=self.context.run_id, title=self.key,
@@ -179,6 +208,7 @@ def stage(context: AssetExecutionContext, store: EventStoreResource,
     name = st.name
     status, error_class = "success", None
     try:
+        _recover_once_per_run(st)
         yield st
     except CpwError as error:
         status, error_class = "failed", type(error).__name__
@@ -188,6 +218,12 @@ def stage(context: AssetExecutionContext, store: EventStoreResource,
         status, error_class = "failed", type(error).__name__
         _record_failure(st, error)
         raise
+    except BaseException as error:  # SIGINT/SIGTERM: Dagster raises them inside a step
+        status, error_class = "canceled", type(error).__name__
+        doing = f" while waiting for {st.waiting_for}" if st.waiting_for else ""
+        _record_failure(st, error, status="canceled",
+                        message=f"{name} was interrupted (SIGINT or SIGTERM){doing}")
+        raise
     finally:
         measured = st.timer.stop()
         st.metrics.update(
@@ -196,26 +232,57 @@ def stage(context: AssetExecutionContext, store: EventStoreResource,
             peak_rss_mb=measured["peak_rss_mb"],
             output_bytes=measured["output_bytes"],
         )
-        st.record("stage_metrics", [{
-            **measured, "status": status, "error_class": error_class,
-            "audio_seconds": st.audio_seconds, "cache_hit": st.cache_hit,
-            "wait_seconds": round(st.wait_seconds, 3),
-        }])
+        (st.record if status == "success" else partial(_record_despite, st))(
+            "stage_metrics", [{
+                **measured, "status": status, "error_class": error_class,
+                "audio_seconds": st.audio_seconds, "cache_hit": st.cache_hit,
+                "wait_seconds": round(st.wait_seconds, 3),
+            }])
         context.log.info(
             f"{name} {status} in {measured['wall_seconds']:.2f} s "
             f"(cpu {measured['cpu_seconds']:.2f} s, peak RSS {measured['peak_rss_mb']:.0f} MB)"
         )
 
 
-def _record_failure(st: Stage, error: BaseException) -> None:
-    message = str(error)
-    if isinstance(error, CpwError):
-        path = str(error.path) if isinstance(error, MediaError) else st.title.media_path
-        st.record("input_errors", [{"path": path, "error_class": type(error).__name__,
-                                    "message": message}])
-    st.record("runs", [{
-        "status": "failed", "media_path": st.title.media_path,
+#: Runs whose first stage in this process already recovered what killed runs left.
+_recovered_runs: set[str] = set()
+
+
+def _recover_once_per_run(st: Stage) -> None:
+    """Fail dead runs (recording why) and remove dead writers' temporary files of this title."""
+    if st.context.run_id in _recovered_runs:
+        return
+    _recovered_runs.add(st.context.run_id)
+    dead = recover_dead_runs(st.context.instance, st.store.events)
+    for run in dead:
+        st.context.log.warning(f"run {run.run_id} ({run.title}) had died: {run.reason}; "
+                               "marked failed and freed its slots")
+    leftovers = remove_dead_temps(st.dir)
+    if leftovers:
+        st.context.log.info(f"removed {len(leftovers)} temporary file(s) of killed writes: "
+                            + ", ".join(p.name for p in leftovers[:5]))
+
+
+def _record_failure(st: Stage, error: BaseException, *, status: str = "failed",
+                    message: str | None = None) -> None:
+    message = message or str(error)
+    if isinstance(error, CpwError) and not isinstance(error, SlotTimeoutError):
+        path = (str(error.path) if isinstance(error, MediaError | StorageError)
+                else st.title.media_path)
+        _record_despite(st, "input_errors", [{"path": path, "error_class": type(error).__name__,
+                                              "message": message}])
+    _record_despite(st, "runs", [{
+        "status": status, "media_path": st.title.media_path,
         "error_class": type(error).__name__, "error_message": message[:2000],
         "target_language": st.target_language,
     }])
-    st.context.log.error(f"{st.name} failed for {st.key}: {message}")
+    st.context.log.error(f"{st.name} {status} for {st.key}: {message}")
+
+
+def _record_despite(st: Stage, table: str, rows: list[dict[str, Any]]) -> None:
+    """Record on the way out of a failure; a store that cannot be written (a full or read-only
+    disk, which the failure itself names) is only logged, so the first error is the one shown."""
+    try:
+        st.record(table, rows)
+    except StorageError as unrecorded:
+        st.context.log.warning(f"{st.name}: {table} event not recorded: {unrecorded}")

@@ -47,5 +47,16 @@ class CorruptMediaError(MediaError):
     """The file is truncated or its audio cannot be decoded."""
 
 
+class StorageError(CpwError):
+    """A file cannot be written: the disk or a quota is full, the file system is read-only, or
+    the folder's permissions forbid it; ``path`` is the file or folder, ``problem`` says what
+    to do."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
 class UnknownTitleError(CpwError):
     """A partition key is not registered in the Dagster instance / title registry."""

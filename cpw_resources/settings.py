@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     language: str | None = Field(
         None, description="Source language code (hi, fr, ...); unset = sidecar or detected."
     )
+    audio_track: str | None = Field(
+        None, coerce_numbers_to_str=True, description="Audio track to transcribe: a number "
+        "counted from 0 among the file's audio tracks, or a language tag (fr, fre, en-US); "
+        "a sidecar JSON's audio_track wins for its title; unset = chosen by language, default "
+        "flag, then channels.",
+    )
     target_language: str = Field("en", description="Language of the subtitles.")
     bilingual: bool = Field(
         False, description="Also write a bilingual SRT (source line above target line)."
@@ -85,6 +91,10 @@ class Settings(BaseSettings):
     asr_pool_size: int = Field(
         1, ge=1, description="Whisper steps (transcript, translation) allowed at once across "
         "all runs; 1 suits a CPU, raise it for a GPU with memory to spare.",
+    )
+    slot_wait_timeout_s: float = Field(
+        21600.0, gt=0, description="Most seconds a Whisper step waits for a free slot; past "
+        "it the step fails naming the run and pid that hold the slots.",
     )
 
     translation_backend: Literal["whisper", "llm"] = Field(

@@ -19,8 +19,11 @@ One evaluation (``evaluate_inbox``, wrapped by the ``inbox`` sensor):
    taken file gets its content id (size + SHA-256 of its first and last MiB). Content the
    registry already knows needs no probe; new content must open with PyAV and have audio that
    decodes (``cpw_resources.speech.media.probe``): the content decides, not the extension.
-5. **Reject** unusable files: moved to ``rejected/<same relative path>`` with their sidecars
-   and a ``NAME.error.txt`` saying why, recorded in ``inbox_events`` and ``input_errors``.
+5. **Reject** unusable files, and files whose name is too long for the names made from it
+   (``NAME.glossary.tsv``: :func:`~cpw_resources.store.titles.check_name_fits`): moved to
+   ``rejected/<same relative path>`` with their sidecars and a ``NAME.error.txt`` saying why
+   (a name that would not fit the file system is cut short and marked with a hash), recorded
+   in ``inbox_events`` and ``input_errors``, note or no note.
 6. **Register** the rest in one batch (``TitleRegistry.register_many``) and request a run for
    each new title, each title whose content changed (same path: same key), and each title
    whose sidecars' content changed. The run key is ``KEY:CONTENT_ID:SIDECAR_ID`` (``-`` for no
@@ -51,8 +54,8 @@ from dagster import (
     sensor,
 )
 
-from cpw_resources.atomic import write_text
-from cpw_resources.errors import MediaError
+from cpw_resources.atomic import fit_name, name_max, write_text
+from cpw_resources.errors import MediaError, StorageError
 from cpw_resources.orchestration.jobs import subtitle_job
 from cpw_resources.orchestration.partitions import titles as title_partitions
 from cpw_resources.orchestration.resources import (
@@ -69,7 +72,7 @@ from cpw_resources.store.sidecars import (
     sidecar_stat,
     sidecar_stems,
 )
-from cpw_resources.store.titles import Title, TitleRegistry, content_id
+from cpw_resources.store.titles import Title, TitleRegistry, check_name_fits, content_id
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +298,7 @@ def evaluate_inbox(
         cid = known_cid
         if cid is None:
             try:
+                check_name_fits(Path(media.path))
                 cid = content_id(Path(media.path))
                 if cid not in index.by_content:
                     probe(Path(media.path))
@@ -365,12 +369,15 @@ def _reject(inbox: Path, group: Group, error: MediaError, tick: Tick) -> None:
     stem = media_stem(media.name)
     sidecars = [] if group.shares_stem else [
         (s, s.name[len(stem):]) for s in group.sidecars if s.name.startswith(stem)]
-    tails = [tail for _, tail in sidecars]
-    dest = _free_destination(inbox / REJECTED_DIR / media.rel, [ERROR_SUFFIX, *tails])
-    dest_stem = media_stem(dest.name)
+    folder = (inbox / REJECTED_DIR / media.rel).parent
+    limit = name_max(inbox)
+    suffix = media.name[len(stem):]
+    tails = [suffix, ERROR_SUFFIX, *(tail for _, tail in sidecars)]
+    dest_stem = _free_stem(folder, stem, tails, limit)
+    dest = folder / fit_name(dest_stem, suffix, limit)
     src = inbox / media.rel
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         shutil.move(src, dest)
     except OSError as exc:
         tick.cursor.stuck[media.rel] = media.observation
@@ -382,38 +389,45 @@ def _reject(inbox: Path, group: Group, error: MediaError, tick: Tick) -> None:
     moved = []
     for sidecar, tail in sidecars:
         try:
-            shutil.move(inbox / sidecar.rel, dest.with_name(dest_stem + tail))
+            shutil.move(inbox / sidecar.rel, folder / fit_name(dest_stem, tail, limit))
             moved.append(sidecar.name)
         except OSError as exc:
             log.warning("inbox: could not move sidecar %s to rejected/ (%s)", sidecar.rel, exc)
-    note = dest.with_name(dest_stem + ERROR_SUFFIX)
+    rel_dest = dest.relative_to(inbox).as_posix()
+    message = f"{error.problem} (moved to {rel_dest})"
+    note = folder / fit_name(dest_stem, ERROR_SUFFIX, limit)
+    try:
+        write_text(note, _note_text(inbox, media, error, moved))
+    except (OSError, StorageError) as exc:
+        message += f"; no note written ({exc})"
+        log.warning("inbox: could not write the note %s (%s)", note, exc)
+    tick.counts["rejected"] += 1
+    tick.events.append(_event(media, "rejected", error, message))
+
+
+def _note_text(inbox: Path, media: InboxFile, error: MediaError, moved: list[str]) -> str:
     now = dt.datetime.now(dt.UTC)
-    write_text(note, "\n".join([
+    return "\n".join([
         f"{media.rel} was moved here from the inbox {inbox} on {now:%Y-%m-%d %H:%M:%S} UTC",
         "because it is not usable media.",
         "",
-        f"file:    {src}",
+        f"file:    {inbox / media.rel}",
         f"error:   {type(error).__name__}",
         f"problem: {error.problem}",
         *([f"sidecars moved with it: {', '.join(moved)}"] if moved else []),
         "",
         "To try again, fix or replace the file and put it (with its sidecars) back in the inbox.",
         "",
-    ]))
-    tick.counts["rejected"] += 1
-    rel_dest = dest.relative_to(inbox).as_posix()
-    tick.events.append(_event(media, "rejected", error, f"{error.problem} (moved to {rel_dest})"))
+    ])
 
 
-def _free_destination(dest: Path, tails: list[str]) -> Path:
-    """``dest``, or ``NAME (2).ext``... where neither it nor ``NAME<tail>`` exists yet."""
-    stem = media_stem(dest.name)
-    suffix = dest.name[len(stem):]
-    candidate, n = dest, 1
-    while candidate.exists() or any(
-            candidate.with_name(media_stem(candidate.name) + t).exists() for t in tails):
+def _free_stem(folder: Path, stem: str, tails: list[str], limit: int) -> str:
+    """``stem``, or ``stem (2)``...: the first for which no ``stem<tail>`` exists yet (names
+    cut to ``limit`` bytes as :func:`fit_name` does; a name that cannot exist does not)."""
+    candidate, n = stem, 1
+    while any(os.path.lexists(folder / fit_name(candidate, t, limit)) for t in tails):
         n += 1
-        candidate = dest.with_name(f"{stem} ({n}){suffix}")
+        candidate = f"{stem} ({n})"
     return candidate
 
 

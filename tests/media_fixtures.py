@@ -10,17 +10,22 @@ from __future__ import annotations
 import io
 import shutil
 import wave
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.container
 import numpy as np
 import pytest
+from av.stream import Disposition
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 JFK_WAV = "short_clips/jfk.wav"
 UNICODE_NAME = "Dil Chahta Hai, पार्ट 1 | (2001).wav"
+#: Sample rate of the tracks :func:`multi_track` writes (Opus and AAC both take it).
+TRACK_RATE = 16000
 
 
 def shared_data(relpath: str) -> Path:
@@ -131,6 +136,77 @@ def unicode_name(folder: Path) -> Path:
     path = Path(folder) / UNICODE_NAME
     shutil.copyfile(shared_data(JFK_WAV), path)
     return path
+
+
+# --- several audio tracks -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Track:
+    """One audio track to mux: int16 mono ``samples`` (duplicated to every channel)."""
+
+    samples: np.ndarray
+    layout: str = "mono"  # mono, stereo, 5.1
+    language: str | None = None  # the tag written into the file ("fre", "eng")
+    default: bool = False
+
+
+def tone(freq_hz: float, seconds: float = 3.0, rate: int = TRACK_RATE) -> np.ndarray:
+    """A steady sine at ``freq_hz``, int16: tells tracks apart by their dominant frequency."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq_hz * t) * 32767).astype(np.int16)
+
+
+def speech(relpath: str, rate: int = TRACK_RATE) -> np.ndarray:
+    """A shared-data (or tests/data) recording decoded to int16 mono at ``rate``."""
+    path = REPO_ROOT / "tests" / "data" / relpath
+    path = path if path.is_file() else shared_data(relpath)
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    chunks = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+    chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    return np.concatenate(chunks)
+
+
+def multi_track(folder: Path, name: str, tracks: list[Track], codec: str | None = None) -> Path:
+    """A file with ``tracks`` as its audio streams, in order, with language tags and default
+    flags; the suffix of ``name`` picks the container (.mkv: Opus, .mp4: AAC by default)."""
+    path = Path(folder) / name
+    codec = codec or ("aac" if path.suffix == ".mp4" else "libopus")
+    with av.open(str(path), "w") as out:
+        streams = []
+        for track in tracks:
+            stream = out.add_stream(codec, rate=TRACK_RATE, layout=track.layout)
+            if track.language:
+                stream.metadata["language"] = track.language
+            stream.disposition = Disposition.default if track.default else Disposition(0)
+            streams.append(stream)
+        for stream, track in zip(streams, tracks, strict=True):
+            _encode_track(out, stream, track)
+    return path
+
+
+def _encode_track(out: av.container.OutputContainer, stream: av.AudioStream,
+                  track: Track) -> None:
+    channels = av.AudioLayout(track.layout).nb_channels
+    chunk = 960
+    for start in range(0, track.samples.size, chunk):
+        piece = track.samples[start : start + chunk]
+        interleaved = np.repeat(piece, channels)[None, :]
+        frame = av.AudioFrame.from_ndarray(interleaved, format="s16", layout=track.layout)
+        frame.sample_rate = TRACK_RATE
+        frame.pts = start
+        frame.time_base = Fraction(1, TRACK_RATE)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+def dominant_hz(samples: np.ndarray, rate: int = 16000) -> float:
+    """The strongest frequency of float or int samples."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    return float(np.fft.rfftfreq(samples.size, 1.0 / rate)[int(np.argmax(spectrum))])
 
 
 # --- helpers --------------------------------------------------------------------------------

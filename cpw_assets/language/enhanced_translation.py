@@ -157,7 +157,8 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
         return base | {"status": status}, _write(output, document, baseline, {}, reasons, {},
                                                  status)
 
-    calls = reliability.for_call(run_id=st.context.run_id, title=st.key, asset=st.name)
+    calls = reliability.for_call(run_id=st.context.run_id, title=st.key, asset=st.name,
+                                 secrets=llm.secrets)
     providers = [(llm.provider(s, calls, setting="CPW_ENHANCE_PROVIDER" if i == 0
                                else "CPW_ENHANCE_FALLBACK"),
                   llm.pricing.price(s.provider, s.model)) for i, s in enumerate(specs)]

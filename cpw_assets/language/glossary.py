@@ -46,11 +46,12 @@ def glossary(context: AssetExecutionContext, store: EventStoreResource,
     """Character names and terms for this title and how often the transcript says them."""
     with stage(context, store, titles) as st:
         names = Sidecars(st.title.media)
-        sidecars = [p for p in (names.metadata, names.glossary) if p.is_file()]
+        # Listed, not stat-ed: a name too long for the file system is simply absent.
+        sidecars = [p for p in names.existing() if p in (names.metadata, names.glossary)]
         st.timer.inputs.extend(sidecars)
         output = st.output(st.files.path("glossary.json"))
         client = tmdb.client(reliability.for_call(run_id=context.run_id, title=st.key,
-                                                  asset=st.name))
+                                                  asset=st.name, secrets=tmdb.secrets))
         result = st.reuse(sidecars={p.name: sha256_file(p) for p in sidecars},
                           tmdb=client is not None)
         if result is None:

@@ -28,7 +28,6 @@ from cpw_resources.llm import translate as llm_translate
 from cpw_resources.llm.engine import ReplyCache
 from cpw_resources.llm.providers import ProviderSpec
 from cpw_resources.orchestration.config import TranslationConfig
-from cpw_resources.orchestration.instance import ASR_POOL
 from cpw_resources.orchestration.partitions import titles
 from cpw_resources.orchestration.resources import (
     EventStoreResource,
@@ -38,7 +37,6 @@ from cpw_resources.orchestration.resources import (
     WhisperResource,
 )
 from cpw_resources.speech.asr import AsrConfig, is_multilingual, translate_segments
-from cpw_resources.speech.media import SAMPLE_RATE
 from cpw_resources.speech.models import is_english_only
 
 
@@ -50,7 +48,7 @@ def whisper_translation_model(config: TranslationConfig, transcript_model: str) 
 
 
 @asset(partitions_def=titles, group_name="language", deps=[transcript, glossary, audio],
-       pool=ASR_POOL, kinds={"whisper", "openai"},
+       kinds={"whisper", "openai"},
        check_specs=[AssetCheckSpec("translation_complete", asset="translation")])
 def translation(context: AssetExecutionContext, config: TranslationConfig,
                 store: EventStoreResource, titles: TitleRegistryResource,
@@ -101,19 +99,19 @@ def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrCon
             f"{target!r}; set CPW_TARGET_LANGUAGE=en or CPW_TRANSLATION_BACKEND=llm."
         )
     terms = st.files.glossary()
-    with st.asr_slot(whisper.asr_pool_size):
+    with st.asr_slot(whisper):
         model = whisper.load(asr)
         if not is_multilingual(model):
             raise ConfigError(
                 f"translation model {asr.model!r} is English-only and cannot translate "
                 f"from {source!r}; set CPW_TRANSLATION_MODEL to a multilingual model."
             )
-        samples = st.files.samples()
-        st.audio_seconds = len(samples) / SAMPLE_RATE
+        wav = st.files.audio()
+        st.audio_seconds = wav.duration_s
         st.context.log.info(f"translating {len(segments)} segments {source} → en "
                             f"with Whisper {asr.model}")
         translated = translate_segments(
-            model, samples, segments, asr, source_language=source,
+            model, wav, segments, asr, source_language=source,
             initial_prompt=prompt_names(terms), progress=st.log_progress("translation"),
         )
     return _write(st, output, source, target, f"whisper-translate:{asr.model}", None,
@@ -123,7 +121,8 @@ def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrCon
 def _llm_translate(st: Stage, config: TranslationConfig, output: Path, source: str,
                    segments: list, llm: LlmResource, reliability: ReliabilityResource) -> dict:
     target = config.target_language
-    calls = reliability.for_call(run_id=st.context.run_id, title=st.key, asset=st.name)
+    calls = reliability.for_call(run_id=st.context.run_id, title=st.key, asset=st.name,
+                                 secrets=llm.secrets)
     spec = ProviderSpec.parse(config.llm, "CPW_TRANSLATION_LLM")
     provider = llm.provider(spec, calls, setting="CPW_TRANSLATION_LLM")
     names = [t["term"] for t in st.files.glossary().get("terms", ())]

@@ -12,21 +12,19 @@ from cpw_resources.atomic import write_json
 from cpw_resources.errors import ConfigError, MediaError
 from cpw_resources.language.glossary import sidecar_language
 from cpw_resources.orchestration.config import TranscriptConfig
-from cpw_resources.orchestration.instance import ASR_POOL
 from cpw_resources.orchestration.partitions import titles
 from cpw_resources.orchestration.resources import (
     EventStoreResource,
     TitleRegistryResource,
     WhisperResource,
 )
-from cpw_resources.speech.asr import AsrConfig, is_multilingual, transcribe
-from cpw_resources.speech.media import SAMPLE_RATE
+from cpw_resources.speech.asr import WINDOW_S, AsrConfig, is_multilingual, transcribe
 from cpw_resources.store.cache import sha256_file
 from cpw_resources.store.sidecars import SUBTITLE_FORMATS, Sidecars
 from cpw_resources.subtitles.quality import load_reference, word_error_rate
 
 
-@asset(partitions_def=titles, group_name="speech", deps=[audio], pool=ASR_POOL,
+@asset(partitions_def=titles, group_name="speech", deps=[audio],
        kinds={"whisper"})
 def transcript(context: AssetExecutionContext, config: TranscriptConfig,
                store: EventStoreResource, titles: TitleRegistryResource,
@@ -41,10 +39,10 @@ def transcript(context: AssetExecutionContext, config: TranscriptConfig,
         result = st.reuse(
             config, model=whisper.models.identity(asr.model),
             asr=asdict(asr) | {"cpu_threads": None}, language=language,
-            references={p.name: sha256_file(p) for p in references},
+            references={p.name: sha256_file(p) for p in references}, window_s=WINDOW_S,
         )
         if result is None:
-            with st.asr_slot(whisper.asr_pool_size):
+            with st.asr_slot(whisper):
                 result = st.save(_transcribe(st, whisper, asr, language,
                                              from_setting=bool(config.language)))
         st.audio_seconds = result["audio_seconds"]
@@ -53,9 +51,9 @@ def transcript(context: AssetExecutionContext, config: TranscriptConfig,
 
 def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language: str | None,
                 *, from_setting: bool) -> dict:
-    samples = st.files.samples()
+    wav = st.files.audio()
     fingerprint = st.files.fingerprint()
-    audio_seconds = len(samples) / SAMPLE_RATE
+    audio_seconds = wav.duration_s
     language_source = "setting" if from_setting else "sidecar" if language else None
     loaded = time.perf_counter()
     model = whisper.load(config)
@@ -75,7 +73,7 @@ def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language
     progress = st.log_progress("transcript")
     progress.total = audio_seconds
     started = time.perf_counter()
-    result = transcribe(model, samples, config, language=language, progress=progress)
+    result = transcribe(model, wav, config, language=language, progress=progress)
     asr_seconds = time.perf_counter() - started
     segments = result.segments
     write_json(st.output(st.files.path("transcript.json")), {

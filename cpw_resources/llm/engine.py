@@ -3,7 +3,8 @@
 A *task* (:class:`Task`: translation, enhancement) says what differs: its name, its prompt (a
 versioned system-text template), the JSON schema of its reply and the reply's list field, how
 to write a batch (with the lines before it) as the user message, the content that identifies
-an item's answer, and the text an item keeps when it gets none. The engine does the rest:
+an item's answer, the text an item keeps when it gets none, and the texts an answer is
+measured against (its *basis*). The engine does the rest:
 
 1. **Cache**: an item whose (task, prompt version, provider, model, content) was answered
    before, by any title or process of the home, is served from :class:`ReplyCache` (SQLite)
@@ -11,14 +12,19 @@ an item's answer, and the text an item keeps when it gets none. The engine does 
 2. **Batch** ``batch_size`` items per request with the ``context_lines`` before them.
    Transcript text is untrusted: it travels only as JSON data in the user message.
 3. **Check** every reply strictly (:func:`parse_reply`: pydantic in strict mode, every id once,
-   text a non-empty string; ``null``, a number or an object is a bad reply). A bad reply is
-   asked again once, then the batch is split in halves down to one item, which keeps its text
-   as ``rejected`` when it still fails.
+   text a non-empty string; ``null``, a number or an object is a bad reply; line breaks are
+   collapsed), and every answer for plausibility (:func:`check_answers`: within its length
+   budget, no timing-like text its input lacks). A bad reply is asked again once, then the
+   batch is split in halves down to one item, which keeps its text as ``rejected`` when it
+   still fails.
 4. **Fall back** to the next provider when one fails after its retries (``ServiceError``, an
    open breaker included); when all fail the batch keeps its text as ``failed``.
-5. **Budget** (optional): before each request its cost is estimated from its size and the
-   model's price; a request that would pass the :class:`Budget` stops the run and the rest
-   keeps its text as ``budget``.
+5. **Budget** (optional): before each request (an ask-again too) its worst case is checked
+   against the :class:`Budget`'s room: all the input tokens its bytes can count and all of
+   ``max_tokens`` (:meth:`~cpw_resources.llm.providers.Sent.worst_cost`); the providers book
+   no reply above that (implausible usage is replaced by the estimate), so no reply spends
+   more than the room it was checked against. A request that would pass it stops the run and
+   the rest keeps its text as ``budget``.
 6. **Account** requests, tokens and dollars of every reply, good or bad, in the
    :class:`Outcome`, and report progress.
 
@@ -30,9 +36,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -41,11 +49,10 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from cpw_resources.llm.pricing import Price
-from cpw_resources.llm.providers import Completion, LlmProvider
+from cpw_resources.llm.providers import Completion, LlmProvider, Sent
 from cpw_resources.services.reliability import ServiceError
+from cpw_resources.subtitles.rules import TIMING_LIKE
 
-# Cost estimates before sending: ~4 bytes of UTF-8 per token.
-_BYTES_PER_TOKEN = 4
 _SQLITE_MAX_PARAMS = 500
 
 
@@ -103,6 +110,9 @@ class Task(Protocol[T]):
     def original(self, item: T) -> str:
         """The text the item keeps when it gets no answer."""
 
+    def basis(self, item: T) -> Sequence[str]:
+        """The texts an answer for the item is measured against (:func:`implausible`)."""
+
 
 # --------------------------------------------------------------------------- replies
 
@@ -141,6 +151,49 @@ def parse_reply(text: str, ids: Sequence[int], list_field: str) -> dict[int, str
     if any(not t for t in texts.values()):
         raise BadReply("reply has an empty text")
     return texts
+
+
+#: An answer may be this many times as wide as the widest text it answers (translation: the
+#: source; enhancement: the MT or the source). Subtitle translations between languages differ
+#: by well under 2x in display width (Chinese → English about 1.7x once wide characters count
+#: two columns) and an edit rephrases or shortens; 3x leaves room for both, while a reply that
+#: pads, repeats or writes a subtitle file of its own (10x turned 7 cues into 40) is refused.
+MAX_REPLY_GROWTH = 3.0
+#: ... but never fewer columns than one full subtitle line: a short line may fairly grow
+#: several-fold ("हाँ" → "Yes, of course, sir.").
+MIN_REPLY_WIDTH = 42
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes: East Asian wide and fullwidth characters count two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def implausible(text: str, basis: Sequence[str]) -> str | None:
+    """Why ``text`` cannot be a good answer for an item with input texts ``basis``, else None.
+
+    Too wide: more than ``MAX_REPLY_GROWTH`` times the widest input (at least
+    ``MIN_REPLY_WIDTH``). Timing-like text (``-->``, ``00:01:02.500``) that no input has: a
+    model writing subtitle timings is not translating the line, so the answer is refused and
+    asked again rather than cleaned into the subtitles. (Line breaks are only layout, which the
+    cue builder owns: :func:`parse_reply` collapses them.)
+    """
+    limit = max(MIN_REPLY_WIDTH,
+                math.ceil(MAX_REPLY_GROWTH * max(map(display_width, basis), default=0)))
+    width = display_width(text)
+    if width > limit:
+        return f"is {width} columns wide where at most {limit} are plausible"
+    known = {found for source in basis for found in TIMING_LIKE.findall(source)}
+    added = sorted(set(TIMING_LIKE.findall(text)) - known)
+    return f"adds timing-like text {added[0]!r}" if added else None
+
+
+def check_answers(texts: Mapping[int, str], basis: Mapping[int, Sequence[str]]) -> None:
+    """BadReply naming the first answer that is :func:`implausible` for its item."""
+    for item_id, text in texts.items():
+        reason = implausible(text, basis[item_id])
+        if reason is not None:
+            raise BadReply(f"the answer for id {item_id} {reason}")
 
 
 # --------------------------------------------------------------------------- cache, budget
@@ -193,20 +246,13 @@ class Budget:
     day_spent: float = 0.0
 
     def room(self) -> float:
-        return min(self.title_limit - self.title_spent, self.day_limit - self.day_spent)
+        """Dollars left under both limits; a negative total (a bad record) counts as none."""
+        return min(self.title_limit - max(0.0, self.title_spent),
+                   self.day_limit - max(0.0, self.day_spent))
 
     def spend(self, dollars: float) -> None:
         self.title_spent += dollars
         self.day_spent += dollars
-
-
-def estimate_cost(price: Price, system: str, user: str, replaced: Sequence[str]) -> float:
-    """A cautious cost before sending: the prompt's bytes / 4 in, and out 1.5× the bytes of
-    the texts the reply replaces, plus the JSON around them."""
-    input_tokens = (len(system.encode()) + len(user.encode())) // _BYTES_PER_TOKEN + 20
-    output_tokens = sum(len(text.encode()) * 3 // 2 // _BYTES_PER_TOKEN + 12
-                        for text in replaced) + 16
-    return price.cost(input_tokens, output_tokens)
 
 
 # --------------------------------------------------------------------------- the engine
@@ -303,7 +349,9 @@ class _Run(Generic[T]):
         for provider, _ in self.engine.providers:
             keys = {item.id: self._key(item, provider) for item in left}
             found = cache.get_many(list(dict.fromkeys(keys.values())))
-            hits = {item.id for item in left if keys[item.id] in found}
+            # An answer cached before today's checks is asked for again if they refuse it.
+            hits = {item.id for item in left if keys[item.id] in found
+                    and implausible(found[keys[item.id]], self.task.basis(item)) is None}
             for item_id in hits:
                 out.text[item_id], out.status[item_id] = found[keys[item_id]], "cached"
                 out.by[item_id] = _label(provider)
@@ -338,11 +386,11 @@ class _Run(Generic[T]):
         user = self.task.user(batch, self._context(batch))
         ids = [item.id for item in batch]
         for provider, price in self.engine.providers:
-            if self._over_budget(price, user, batch):
-                self.out.budget_stopped = True
-                return
             bad = 0
             while bad < 2:
+                if self._over_budget(price, user):
+                    self.out.budget_stopped = True
+                    return
                 try:
                     reply = provider.complete(self.system, user, max_tokens=self.engine.max_tokens,
                                               schema=self.task.schema)
@@ -352,6 +400,7 @@ class _Run(Generic[T]):
                 self._account(reply)
                 try:
                     texts = parse_reply(reply.text, ids, self.task.list_field)
+                    check_answers(texts, {item.id: self.task.basis(item) for item in batch})
                 except BadReply as error:
                     self.out.errors.append(f"{_label(provider)}: {error}")
                     bad += 1
@@ -375,12 +424,13 @@ class _Run(Generic[T]):
         if not self.out.budget_stopped:
             self._send(batch[half:])
 
-    def _over_budget(self, price: Price | None, user: str, batch: Sequence[T]) -> bool:
+    def _over_budget(self, price: Price | None, user: str) -> bool:
+        """Whether the request's worst case passes the budget's room."""
         budget = self.engine.budget
         if budget is None:
             return False
-        cost = (estimate_cost(price, self.system, user, [self.task.original(i) for i in batch])
-                if price is not None else 0.0)
+        sent = Sent.of(self.system, user, self.task.schema, self.engine.max_tokens)
+        cost = sent.worst_cost(price) if price is not None else 0.0
         return cost > budget.room() + 1e-12
 
     def _account(self, reply: Completion) -> None:

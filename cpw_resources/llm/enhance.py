@@ -11,7 +11,8 @@ are asked for. Sending, checking, splitting, fallback, cache, budget and cost ar
    a fixed, versioned prompt. A segment's answer is identified by its source, its MT, the
    languages and the glossary entries it uses, so it is cached across titles.
 3. **Run** (:class:`Enhancer`): the engine's statuses, with ``done`` called ``enhanced`` and
-   every segment not selected ``kept``.
+   every segment not selected ``kept``. An edit is measured against the MT and the source (the
+   engine's length budget): one far longer than both is refused like any bad reply.
 """
 
 from __future__ import annotations
@@ -191,6 +192,10 @@ class EnhanceTask:
 
     def original(self, line: Line) -> str:
         return line.translation
+
+    def basis(self, line: Line) -> tuple[str, ...]:
+        # The source too: an untranslated or empty MT is translated, not edited.
+        return (line.translation, line.source)
 
 
 @dataclass

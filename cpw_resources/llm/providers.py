@@ -9,19 +9,35 @@ validated by the caller. The real SDKs are used with their own retries switched 
 (``max_retries=0``) and explicit connect/read timeouts, so the reliability layer's policy is
 the only one. Keys and base URLs come in an :class:`LlmAccess` from the ``llm`` resource
 (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``,
-``CPW_COMPATIBLE_BASE_URL``, ``CPW_COMPATIBLE_API_KEY``); nothing here reads the environment. Every
-call's ``api_calls`` event carries the model, token usage and dollar cost (``pricing``).
+``CPW_COMPATIBLE_BASE_URL``, ``CPW_COMPATIBLE_API_KEY``); nothing here reads the environment.
+Their HTTP clients come from :func:`~cpw_resources.services.reliability.http_client`, so the
+call's deadline bounds a reply in progress too. Every call's ``api_calls`` event carries the
+model, token usage and dollar cost (``pricing``).
+
+Usage a reply reports is checked, not trusted (:class:`Sent`): each count must be a
+non-negative integer, input plausible for the bytes sent, output within the reply's length
+and ``max_tokens``. A count that is not is replaced by the request's own estimate, and a
+``degradations`` row names the provider, what it claimed and what was booked. So no reply can
+cost more than :meth:`Sent.worst_cost`, which the engine checks against the budget before
+sending.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Protocol
 
 from cpw_resources.errors import ConfigError
 from cpw_resources.llm.pricing import Price, Pricing
-from cpw_resources.services.reliability import MALFORMED, Reliability, ServiceError
+from cpw_resources.services.reliability import (
+    MALFORMED,
+    Reliability,
+    ServiceError,
+    http_client,
+)
 
 PROVIDERS = ("openai", "anthropic", "compatible")
 SERVICES = {"openai": "openai", "anthropic": "anthropic", "compatible": "openai-compatible"}
@@ -64,9 +80,64 @@ class LlmProvider(Protocol):
                  schema: dict[str, Any] | None = None) -> Completion: ...
 
 
-def _timeout(sdk: object, connect_s: float, read_s: float) -> object:
-    """A Timeout of the HTTP library the SDK itself uses (httpx or its fork httpx2)."""
-    return type(sdk.DEFAULT_TIMEOUT)(read_s, connect=connect_s)
+#: Tokens a chat format adds to what was sent (role markers; Anthropic's tool-use prompt).
+FRAMING_TOKENS = 1024
+#: No tokenizer packs more bytes into a token, on average over a request or a reply.
+MAX_BYTES_PER_TOKEN = 32
+#: The estimate: ~4 bytes of UTF-8 per token, and a few tokens around each message.
+BYTES_PER_TOKEN = 4
+ESTIMATE_OVERHEAD_TOKENS = 20
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One request's size and output limit: what its reply's usage may plausibly be."""
+
+    bytes: int
+    max_tokens: int
+
+    @classmethod
+    def of(cls, system: str, user: str, schema: dict[str, Any] | None,
+           max_tokens: int) -> Sent:
+        size = len(system.encode()) + len(user.encode())
+        if schema is not None:
+            size += len(json.dumps(schema).encode())
+        return cls(size, max_tokens)
+
+    @property
+    def max_input_tokens(self) -> int:
+        """Every input token is at least one byte sent, or part of the chat format."""
+        return self.bytes + FRAMING_TOKENS
+
+    def worst_cost(self, price: Price) -> float:
+        """The most a reply to this request can book: all the input it may count and all of
+        ``max_tokens``."""
+        return price.cost(self.max_input_tokens, self.max_tokens)
+
+    def booked(self, claimed_input: Any, claimed_output: Any, text: str) -> tuple[int, int]:
+        """(input, output) tokens to book: each claim if plausible, else the estimate."""
+        out_bytes = len(text.encode())
+        input_tokens = _plausible(claimed_input, self.bytes // MAX_BYTES_PER_TOKEN,
+                                  self.max_input_tokens)
+        output_tokens = _plausible(claimed_output, out_bytes // MAX_BYTES_PER_TOKEN,
+                                   self.max_tokens)
+        if input_tokens is None:
+            input_tokens = self.bytes // BYTES_PER_TOKEN + ESTIMATE_OVERHEAD_TOKENS
+        if output_tokens is None:
+            output_tokens = min(self.max_tokens, out_bytes // BYTES_PER_TOKEN + 1)
+        return input_tokens, output_tokens
+
+
+def _plausible(count: Any, low: int, high: int) -> int | None:
+    """``count`` when it is an integer (not a bool) in [low, high], else None."""
+    if isinstance(count, bool) or not isinstance(count, int) or not low <= count <= high:
+        return None
+    return count
+
+
+def _claim(value: Any) -> str:
+    """A claimed count as it may be shown: short, whatever the provider sent."""
+    return repr(value)[:40]
 
 
 class _Provider:
@@ -84,9 +155,30 @@ class _Provider:
         return self.reliability.call(self.service, self.operation, fn, describe=describe,
                                      context={"model": self.model})
 
-    def _done(self, text: str, input_tokens: int, output_tokens: int, model: str) -> Completion:
+    def _done(self, text: str, usage: Any, fields: tuple[str, str], model: Any,
+              sent: Sent) -> Completion:
+        """The completion with its usage checked against ``sent`` (see :class:`Sent`)."""
+        claimed = tuple(getattr(usage, name, None) for name in fields)
+        input_tokens, output_tokens = sent.booked(*claimed, text)
         cost = self.price.cost(input_tokens, output_tokens) if self.price else None
-        return Completion(text, input_tokens, output_tokens, model or self.model, cost)
+        if (input_tokens, output_tokens) != claimed:
+            self.reliability.degraded(
+                self.service, "implausible_usage",
+                f"{self.service}:{self.model} reported {_claim(claimed[0])} input and "
+                f"{_claim(claimed[1])} output tokens for a request of {sent.bytes} bytes "
+                f"with max_tokens {sent.max_tokens}",
+                f"booked the request's estimate: {input_tokens} input and {output_tokens} "
+                f"output tokens" + (f" (${cost:.6f})" if cost is not None else ""))
+        return Completion(text, input_tokens, output_tokens,
+                          model if isinstance(model, str) and model else self.model, cost)
+
+
+def _http(sdk: ModuleType, connect_s: float, read_s: float) -> Any:
+    """An HTTP client of the library ``sdk`` uses (httpx or its fork httpx2), bounded by the
+    call's deadline."""
+    library = sdk.DefaultHttpxClient.__mro__[1].__module__.split(".")[0]
+    return http_client(importlib.import_module(library), connect_s=connect_s, read_s=read_s,
+                       follow_redirects=True)
 
 
 class OpenAIProvider(_Provider):
@@ -99,8 +191,9 @@ class OpenAIProvider(_Provider):
         import openai
 
         self.model, self.service, self.reliability, self.price = model, service, reliability, price
+        http = _http(openai, connect_timeout_s, read_timeout_s)
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key or None, max_retries=0,
-                                    timeout=_timeout(openai, connect_timeout_s, read_timeout_s))
+                                    http_client=http, timeout=http.timeout)
 
     def complete(self, system: str, user: str, *, max_tokens: int = 1024,
                  schema: dict[str, Any] | None = None) -> Completion:
@@ -108,6 +201,8 @@ class OpenAIProvider(_Provider):
         if schema is not None:
             extra["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "reply", "strict": True, "schema": schema}}
+
+        sent = Sent.of(system, user, schema, max_tokens)
 
         def call() -> Completion:
             reply = self.client.chat.completions.create(
@@ -118,10 +213,9 @@ class OpenAIProvider(_Provider):
             )
             if not getattr(reply, "choices", None):
                 raise ServiceError(self.service, "chat", MALFORMED, "reply has no choices")
-            usage = reply.usage
             return self._done(reply.choices[0].message.content or "",
-                              usage.prompt_tokens if usage else 0,
-                              usage.completion_tokens if usage else 0, reply.model)
+                              getattr(reply, "usage", None),
+                              ("prompt_tokens", "completion_tokens"), reply.model, sent)
 
         return self._call(call)
 
@@ -136,10 +230,9 @@ class AnthropicProvider(_Provider):
         import anthropic
 
         self.model, self.service, self.reliability, self.price = model, service, reliability, price
+        http = _http(anthropic, connect_timeout_s, read_timeout_s)
         self.client = anthropic.Anthropic(base_url=base_url, api_key=api_key or None,
-                                          max_retries=0,
-                                          timeout=_timeout(anthropic, connect_timeout_s,
-                                                           read_timeout_s))
+                                          max_retries=0, http_client=http, timeout=http.timeout)
 
     def complete(self, system: str, user: str, *, max_tokens: int = 1024,
                  schema: dict[str, Any] | None = None) -> Completion:
@@ -148,6 +241,8 @@ class AnthropicProvider(_Provider):
             extra = {"tools": [{"name": "reply", "description": "Submit the reply.",
                                 "input_schema": schema}],
                      "tool_choice": {"type": "tool", "name": "reply"}}
+
+        sent = Sent.of(system, user, schema, max_tokens)
 
         def call() -> Completion:
             reply = self.client.messages.create(
@@ -162,8 +257,8 @@ class AnthropicProvider(_Provider):
                 text = json.dumps(tools[0].input, ensure_ascii=False)
             else:
                 text = "".join(b.text for b in blocks if getattr(b, "type", "") == "text")
-            return self._done(text, reply.usage.input_tokens, reply.usage.output_tokens,
-                              reply.model)
+            return self._done(text, getattr(reply, "usage", None),
+                              ("input_tokens", "output_tokens"), reply.model, sent)
 
         return self._call(call)
 

@@ -2,7 +2,9 @@
 
 Each batch is sent as JSON data (the transcript is untrusted text: it is data inside the user
 message, never part of the instructions) with the glossary terms it uses, and the reply must
-be ``{"translations": [{"id": N, "text": "..."}]}`` with every id of the batch exactly once.
+be ``{"translations": [{"id": N, "text": "..."}]}`` with every id of the batch exactly once,
+each text a plausible answer for its segment's source (the engine's length budget, no timing
+line of its own).
 The engine asks again, splits, falls back, caches and costs; a segment that still gets no
 translation keeps its original-language text and is reported in ``failed_ids``, so the title
 always finishes. Segments keep their ids and times; a translated one drops its word timings,
@@ -63,6 +65,9 @@ class TranslateTask:
 
     def original(self, segment: Segment) -> str:
         return segment.text
+
+    def basis(self, segment: Segment) -> tuple[str, ...]:
+        return (segment.text,)
 
 
 @dataclass

@@ -38,6 +38,13 @@ def setting(name: str) -> Any:
                  json_schema_extra={"setting": name})
 
 
+class AudioConfig(Config):
+    """Which audio track is decoded: the pick, else the one in the wanted language."""
+
+    audio_track: str | None = setting("audio_track")
+    language: str | None = setting("language")
+
+
 class TranscriptConfig(Config):
     """Whisper's recognition of the spoken language."""
 
@@ -77,6 +84,7 @@ class SubtitlesConfig(Config):
 
 #: Asset name → its run config class.
 ASSET_CONFIGS: dict[str, type[Config]] = {
+    "audio": AudioConfig,
     "transcript": TranscriptConfig,
     "translation": TranslationConfig,
     "enhanced_translation": EnhancementConfig,

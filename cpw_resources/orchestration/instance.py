@@ -2,27 +2,38 @@
 
 ``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster``. The ``dagster.yaml`` written there queues
 runs (at most ``max_concurrent_runs`` at once) and gives every pool one slot by default (the
-DuckDB writers); the ``asr`` pool gets ``asr_pool_size`` slots. A file whose first line is not
-our header was edited by a person and is left alone.
+DuckDB writers of the ``duckdb`` pool). A file whose first line is not our header was edited by
+a person and is left alone. (Whisper's slots are not a Dagster pool but machine-wide ``flock``
+slots, see :mod:`cpw_resources.speech.slots`.)
 
-A run whose process was killed (SIGKILL, power loss) stays STARTED in Dagster and keeps its
-pool slot, which would block every later Whisper step. :func:`recover_dead_runs` finds such
-runs on this machine by the pid their executor logged, marks them failed and frees their slots.
+A run whose process was killed (SIGKILL, power loss) stays STARTED in Dagster and keeps any
+pool slot it held. :func:`recover_dead_runs` finds such runs on this machine by the pid their
+executor logged, records a ``runs`` event with the reason, marks them failed and frees their
+slots. Every run does this before its first stage, as do ``cpw`` and the daemon's sensor, so
+no command has to be run first.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
+from cpw_resources.atomic import require_writable
 from cpw_resources.settings import Settings
+from cpw_resources.store.events import EventStore
 
 HEADER = "# Written by cpw from CPW_* settings; delete this line to keep your own edits.\n"
-ASR_POOL = "asr"
+IN_PROGRESS = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
+_STEP_EVENTS = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS,
+                DagsterEventType.STEP_FAILURE}
 
 
 def dagster_yaml(settings: Settings) -> str:
@@ -41,10 +52,14 @@ concurrency:
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    """Point DAGSTER_HOME at ``$CPW_HOME/dagster`` unless set; keep its dagster.yaml current."""
+    """Point DAGSTER_HOME at ``$CPW_HOME/dagster`` unless set; keep its dagster.yaml current.
+
+    A CPW_HOME or DAGSTER_HOME that cannot be written is a one-line ``StorageError`` naming
+    the folder and the setting, not Dagster's SQLite traceback."""
     home = settings.dagster_home
     os.environ["DAGSTER_HOME"] = str(home)
-    home.mkdir(parents=True, exist_ok=True)
+    require_writable(settings.home_dir, "CPW_HOME")
+    require_writable(home, "DAGSTER_HOME")
     config = home / "dagster.yaml"
     wanted = dagster_yaml(settings)
     current = config.read_text() if config.exists() else None
@@ -78,19 +93,40 @@ def refuse_throwaway_instance(argv: list[str] | None = None,
         )
 
 
-def configure_pools(instance: DagsterInstance, settings: Settings) -> None:
-    storage = instance.event_log_storage
-    if storage.get_concurrency_info(ASR_POOL).slot_count != settings.asr_pool_size:
-        storage.set_concurrency_slots(ASR_POOL, settings.asr_pool_size)
+@dataclass(frozen=True)
+class DeadRun:
+    """A run whose process is gone: its id, title (partition), pid and the step it was in."""
+
+    run_id: str
+    title: str
+    pid: int
+    step: str | None
+
+    @property
+    def reason(self) -> str:
+        during = f" during {self.step}" if self.step else ""
+        return f"process {self.pid} was killed or died{during}"
 
 
 def _executor_pid(instance: DagsterInstance, run_id: str) -> tuple[int, float] | None:
-    """(pid, time) from the executor's 'Executing steps in process (pid: N)' event."""
+    """(pid, time) from the executor's 'Executing steps ... (pid: N)' event."""
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
         metadata = entry.dagster_event.event_specific_data.metadata or {}
         if "pid" in metadata and entry.message.startswith("Executing steps"):
             return int(metadata["pid"].value), entry.timestamp
     return None
+
+
+def _running_step(instance: DagsterInstance, run_id: str) -> str | None:
+    """The last step that started and did not finish."""
+    running: list[str] = []
+    for entry in instance.all_logs(run_id, of_type=_STEP_EVENTS):
+        key = entry.dagster_event.step_key
+        if entry.dagster_event.event_type == DagsterEventType.STEP_START:
+            running.append(key)
+        elif key in running:
+            running.remove(key)
+    return running[-1] if running else None
 
 
 def _alive(pid: int, since: float) -> bool:
@@ -102,18 +138,39 @@ def _alive(pid: int, since: float) -> bool:
         return False
 
 
-def recover_dead_runs(instance: DagsterInstance) -> list[str]:
-    """Fail the in-progress runs whose process is gone and free their pool slots."""
-    recovered = []
-    in_progress = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING,
-                   DagsterRunStatus.CANCELING]
-    for run in instance.get_runs(RunsFilter(statuses=in_progress)):
-        found = _executor_pid(instance, run.run_id)
-        if found is None or _alive(*found):
-            continue
-        instance.report_run_failed(
-            run, f"run process {found[0]} is gone (killed or crashed); marked failed by cpw"
-        )
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        recovered.append(run.run_id)
-    return recovered
+def _dead(instance: DagsterInstance, run: DagsterRun) -> DeadRun | None:
+    found = _executor_pid(instance, run.run_id)
+    if found is None or _alive(*found):
+        return None
+    return DeadRun(run.run_id, run.tags.get("dagster/partition", ""), found[0],
+                   _running_step(instance, run.run_id))
+
+
+@contextmanager
+def _recovery_lock(instance: DagsterInstance) -> Iterator[bool]:
+    """True for the one process recovering now (so two new runs do not both record a dead
+    run); the others go on without waiting, as that one does the work."""
+    with open(Path(instance.root_directory) / ".cpw-recovery.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def recover_dead_runs(instance: DagsterInstance, events: EventStore) -> list[DeadRun]:
+    """Fail the in-progress runs whose process is gone, record why, free their pool slots."""
+    with _recovery_lock(instance) as mine:
+        if not mine:
+            return []
+        dead = [(run, found) for run in instance.get_runs(RunsFilter(statuses=IN_PROGRESS))
+                if (found := _dead(instance, run)) is not None]
+        for run, found in dead:
+            # The event first: a crash between the two repeats it rather than loses it.
+            events.append("runs", [{"status": "failed", "error_class": "ProcessDied",
+                                    "error_message": found.reason}],
+                          run_id=found.run_id, title=found.title, asset=found.step or "run")
+            instance.report_run_failed(run, f"{found.reason}; marked failed by cpw")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return [found for _, found in dead]

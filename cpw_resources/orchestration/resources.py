@@ -20,6 +20,7 @@ per run is not here but in the assets' run config (:mod:`cpw_resources.orchestra
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -109,18 +110,31 @@ class ReliabilityResource(ConfigurableResource):
     http_connect_timeout_s: float = _field("http_connect_timeout_s")
     http_read_timeout_s: float = _field("http_read_timeout_s")
 
-    def for_call(self, *, run_id: str, title: str, asset: str) -> Reliability:
-        """The layer for one asset's calls, each recorded as an ``api_calls`` event."""
+    def for_call(self, *, run_id: str, title: str, asset: str,
+                 secrets: Sequence[str | None]) -> Reliability:
+        """The layer for one asset's calls, each recorded as an ``api_calls`` event and what a
+        service answered that was not taken as given as a ``degradations`` row.
+
+        ``secrets`` are the values of the asset's own resources (``llm.secrets``,
+        ``tmdb.secrets``); every secret variable set in this run's environment is added, so
+        no message leaving the layer shows any of them.
+        """
         policy = Policy(fail_max=self.breaker_fail_max,
                         reset_timeout_s=self.breaker_reset_timeout_s,
                         deadline_s=self.call_deadline_s,
                         second_round_pause_s=self.service_second_round_pause_s)
+        where = {"run_id": run_id, "title": title, "asset": asset}
 
         def record(event: dict) -> None:
-            self.store.append("api_calls", [event], run_id=run_id, title=title, asset=asset)
+            self.store.append("api_calls", [event], **where)
 
+        def degraded(row: dict) -> None:
+            self.store.append("degradations", [row], **where)
+
+        configured = [*secrets, *(os.environ.get(var) for var in SECRETS.values())]
         return Reliability(self.home.under("breakers"), policy, on_event=record,
-                           redis_url=self.breaker_redis_url)
+                           on_degradation=degraded, redis_url=self.breaker_redis_url,
+                           secrets=configured)
 
 
 class WhisperResource(ConfigurableResource):
@@ -134,6 +148,7 @@ class WhisperResource(ConfigurableResource):
     compute_type: str = _field("compute_type")
     cpu_threads: int = _field("cpu_threads")
     asr_pool_size: int = _field("asr_pool_size")
+    slot_wait_timeout_s: float = _field("slot_wait_timeout_s")
 
     @cached_property
     def models(self) -> ModelRegistry:
@@ -179,6 +194,12 @@ class LlmResource(ConfigurableResource):
     def cache_path(self) -> Path:
         return self.home.under("cache", "llm.sqlite")
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The configured keys, for redaction (resolved at run time; never shown)."""
+        keys = (self.openai_api_key, self.anthropic_api_key, self.compatible_api_key)
+        return tuple(key for key in keys if key)
+
     def access(self) -> LlmAccess:
         return LlmAccess(
             openai_api_key=self.openai_api_key, openai_base_url=self.openai_base_url,
@@ -211,6 +232,11 @@ class TmdbResource(ConfigurableResource):
     @property
     def configured(self) -> bool:
         return bool(self.api_key or self.read_access_token)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The configured key and token, for redaction (resolved at run time; never shown)."""
+        return tuple(value for value in (self.api_key, self.read_access_token) if value)
 
     def client(self, reliability: Reliability) -> TmdbClient | None:
         """A client when a credential is set, else None (the glossary goes without)."""
@@ -276,7 +302,7 @@ def resources_for(settings: Settings | None = None,
             models_dir=str(s.whisper_models_dir) if s.whisper_models_dir else None,
             model_paths={k: str(v) for k, v in s.whisper_model_paths.items()},
             device=s.device, compute_type=s.compute_type, cpu_threads=s.cpu_threads,
-            asr_pool_size=s.asr_pool_size),
+            asr_pool_size=s.asr_pool_size, slot_wait_timeout_s=s.slot_wait_timeout_s),
         "llm": LlmResource(
             home=home, compatible_base_url=s.compatible_base_url,
             pricing_file=str(s.pricing_file) if s.pricing_file else None,

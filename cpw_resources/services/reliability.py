@@ -1,4 +1,4 @@
-"""The one way out of the process: circuit breakers, retry policies and timeouts per service.
+"""The one way out of the process: circuit breakers, retry policies, deadlines and redaction.
 
 Every call to an outside service (TMDB, OpenAI, Anthropic, an OpenAI-compatible server) goes
 through :meth:`Reliability.call`:
@@ -13,28 +13,41 @@ through :meth:`Reliability.call`:
   with exponential backoff and jitter; 429 rate limits 5 retries honouring ``Retry-After`` /
   rate-limit reset headers; 5xx 3 retries; exhausted quota, authentication and other 4xx no
   retry. Callers switch their SDK's own retries off so this is the one policy;
-- an overall deadline, on top of the connect/read timeouts each client sets;
+- a deadline (``Policy.deadline_s``) on the whole call, the attempt in progress included: the
+  clients made by :func:`http_client` clamp every connect, read and write to the time left,
+  so a server that trickles one byte at a time cannot outlive it; the call then ends with a
+  ``timeout`` error (retried and counted by the breaker like any timeout) and its connection
+  is closed, nothing left running. No retry starts, and no backoff waits, past the deadline;
+- redaction: every configured secret (``secrets``: keys and tokens whatever their shape, also
+  URL- and JSON-encoded) and anything shaped like a key is masked in every error, event and
+  degradation this layer emits and in every log record of the process, and a
+  :class:`ServiceError` carries no chained exception (whose request or reply could hold one);
 - one ``api_calls`` event per call (service, operation, status, attempts, latency, breaker
-  state, error class) through the ``on_event`` callback.
-
-Errors come out as :class:`ServiceError` with a ``kind``; messages never contain secrets.
+  state, error class) through ``on_event``; what a service answered that was not taken as
+  given (e.g. implausible token usage) is a ``degradations`` row through ``on_degradation``.
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
+import logging
 import os
 import random
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus
 
 import pybreaker
 from tenacity import RetryCallState, Retrying, retry_if_exception
@@ -58,14 +71,58 @@ _SECRET_PATTERNS = [
 ]
 
 
+def secret_forms(secrets: Iterable[str | None]) -> tuple[str, ...]:
+    """Each secret as a reply or a log may echo it (as is, URL-encoded, JSON-escaped), longest
+    first so a longer form is masked whole."""
+    forms = {form for secret in secrets if secret
+             for form in (secret, quote(secret, safe=""), quote_plus(secret),
+                          json.dumps(secret)[1:-1])}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with secrets (and anything shaped like a key or token) masked."""
+    """``text`` with ``secrets`` (see :func:`secret_forms`) and anything shaped like a key or
+    token masked."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
     return text
+
+
+_logged_secrets: tuple[str, ...] = ()  # replaced whole, never changed in place
+_LOG_LOCK = threading.Lock()
+
+
+def hide_in_logs(forms: tuple[str, ...]) -> None:
+    """Mask ``forms`` (of :func:`secret_forms`) in every log record made from now on in this
+    process (an HTTP library logs request URLs, and TMDB's key is a query parameter)."""
+    global _logged_secrets
+    with _LOG_LOCK:
+        known = set(_logged_secrets)
+        if known >= set(forms):
+            return
+        if not known:
+            _install_log_redaction()
+        _logged_secrets = tuple(sorted(known | set(forms), key=len, reverse=True))
+
+
+def _install_log_redaction() -> None:
+    make_record = logging.getLogRecordFactory()
+
+    def redacting_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        secrets = _logged_secrets
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit: logging reports it later
+            return record
+        if any(secret in text for secret in secrets):
+            record.msg, record.args = redact(text, secrets), None
+        return record
+
+    logging.setLogRecordFactory(redacting_record)
 
 
 class ServiceError(CpwError):
@@ -78,6 +135,14 @@ class ServiceError(CpwError):
         self.attempts = 1
         where = f"{service} {operation}" + (f" (HTTP {status})" if status else "")
         super().__init__(f"{where}: {kind.replace('_', ' ')}: {redact(message)}")
+
+    def hide(self, secrets: tuple[str, ...]) -> ServiceError:
+        """This error with ``secrets`` masked and no chained exception (the raw request or
+        reply of the SDK or HTTP library, which may hold a key)."""
+        self.args = (redact(str(self), secrets),)
+        self.__cause__ = self.__context__ = None
+        self.__suppress_context__ = True
+        return self
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -145,6 +210,82 @@ def classify(exc: BaseException, service: str, operation: str) -> ServiceError:
     if isinstance(exc, ValueError | KeyError | TypeError) or name == "APIResponseValidationError":
         return ServiceError(service, operation, MALFORMED, f"unexpected reply ({name}: {exc})")
     return ServiceError(service, operation, NETWORK, f"{name}: {exc}")
+
+
+#: When the :meth:`Reliability.call` running in this thread (or task) must end (monotonic).
+_DEADLINE: ContextVar[float | None] = ContextVar("cpw_call_deadline", default=None)
+
+
+def _time_left(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` shortened to what is left of the call's deadline; ``error`` once past it."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the call's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream:
+    """A connection whose every read, write and TLS handshake ends by the call's deadline."""
+
+    def __init__(self, stream: Any, core: ModuleType) -> None:
+        self._stream, self._core = stream, core
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, self._core.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, self._core.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> _DeadlineStream:
+        return _DeadlineStream(self._stream.start_tls(
+            ssl_context, server_hostname, _time_left(timeout, self._core.ConnectTimeout)),
+            self._core)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend:
+    """httpcore's network backend, its connections made :class:`_DeadlineStream`."""
+
+    def __init__(self, backend: Any, core: ModuleType) -> None:
+        self._backend, self._core = backend, core
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None, socket_options: Any = None) -> Any:
+        stream = self._backend.connect_tcp(host, port, _time_left(timeout,
+                                                                  self._core.ConnectTimeout),
+                                           local_address, socket_options)
+        return _DeadlineStream(stream, self._core)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> Any:
+        stream = self._backend.connect_unix_socket(
+            path, _time_left(timeout, self._core.ConnectTimeout), socket_options)
+        return _DeadlineStream(stream, self._core)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def http_client(http: ModuleType, *, connect_s: float, read_s: float, **options: Any) -> Any:
+    """An ``http.Client`` (``http`` is httpx or its fork httpx2, which the SDKs use) whose
+    connections honour the deadline of the :meth:`Reliability.call` they run in."""
+    transport = http.HTTPTransport()
+    pool = transport._pool
+    # httpx offers no public hook for httpcore's network backend, the one place every socket
+    # operation goes through; tests with a trickling server fail if this stops working.
+    core = importlib.import_module(type(pool).__module__.split(".")[0])
+    pool._network_backend = _DeadlineBackend(pool._network_backend, core)
+    return http.Client(transport=transport, timeout=http.Timeout(read_s, connect=connect_s),
+                       **options)
 
 
 class FileBreakerStorage(pybreaker.CircuitBreakerStorage):
@@ -226,7 +367,7 @@ class Policy:
     reset_timeout_s: float = 60.0
     base_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
-    deadline_s: float = 120.0  # a whole call, retries included
+    deadline_s: float = 120.0  # a whole call: retries, waits and the attempt in progress
     second_round_pause_s: float = 10.0  # see Reliability.second_round
 
 
@@ -235,14 +376,27 @@ class Reliability:
 
     def __init__(self, state_dir: Path, policy: Policy = Policy(), *,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
+                 on_degradation: Callable[[dict[str, Any]], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 redis_url: str | None = None) -> None:
+                 redis_url: str | None = None, secrets: Iterable[str | None] = ()) -> None:
         self.state_dir = Path(state_dir)
         self.redis_url = redis_url
         self.policy = policy
-        self.on_event = on_event
+        self.on_event, self.on_degradation = on_event, on_degradation
         self.sleep = sleep
+        self.secrets = secret_forms(secrets)
+        hide_in_logs(self.secrets)
         self._breakers: dict[str, pybreaker.CircuitBreaker] = {}
+
+    def redact(self, text: str) -> str:
+        """``text`` with every configured secret and anything shaped like a key masked."""
+        return redact(text, self.secrets)
+
+    def degraded(self, service: str, kind: str, message: str, fallback: str) -> None:
+        """Record that ``service`` answered something not taken as given, and what was done."""
+        if self.on_degradation is not None:
+            self.on_degradation({"service": service, "kind": kind,
+                                 "message": self.redact(message), "fallback": fallback})
 
     def breaker(self, service: str) -> pybreaker.CircuitBreaker:
         if service not in self._breakers:
@@ -299,13 +453,15 @@ class Reliability:
     def call(self, service: str, operation: str, fn: Callable[[], T], *,
              describe: Callable[[T], dict[str, Any]] | None = None,
              context: dict[str, Any] | None = None) -> T:
-        """Run ``fn`` under ``service``'s breaker and retry policy; raise ServiceError.
+        """Run ``fn`` under ``service``'s breaker, retry policy and deadline; raise
+        ServiceError (secrets masked).
 
         The ``api_calls`` event gets ``context`` (e.g. the model) and, on success,
         ``describe(result)`` (e.g. token usage and dollar cost).
         """
         breaker = self.breaker(service)
         started = time.perf_counter()
+        deadline = time.monotonic() + self.policy.deadline_s
         attempts = 0
 
         def attempt() -> T:
@@ -314,21 +470,31 @@ class Reliability:
             try:
                 return fn()
             except Exception as exc:
-                raise classify(exc, service, operation) from exc
+                error = classify(exc, service, operation)
+            if error.kind == TIMEOUT and time.monotonic() >= deadline:
+                error = ServiceError(service, operation, TIMEOUT, "no complete answer within "
+                                     f"the call's deadline of {self.policy.deadline_s:g} s")
+            raise error.hide(self.secrets)
 
         def should_retry(exc: BaseException) -> bool:
-            if not isinstance(exc, ServiceError) or exc.kind not in RETRIES:
-                return False
-            spent = time.perf_counter() - started
-            return attempts <= RETRIES[exc.kind] and spent < self.policy.deadline_s
+            return (isinstance(exc, ServiceError) and exc.kind in RETRIES
+                    and attempts <= RETRIES[exc.kind])
 
-        retrying = Retrying(retry=retry_if_exception(should_retry), wait=self._wait,
-                            sleep=self.sleep, reraise=True)
+        def wait(state: RetryCallState) -> float:
+            return min(self._wait(state), max(0.0, deadline - time.monotonic()))
+
+        def past_deadline(state: RetryCallState) -> bool:
+            """No retry whose backoff would reach the deadline (nor one after it)."""
+            return time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline
+
+        retrying = Retrying(retry=retry_if_exception(should_retry), wait=wait,
+                            stop=past_deadline, sleep=self.sleep, reraise=True)
 
         def with_retries() -> T:
             return retrying(attempt)
 
         status, error, extra = None, None, dict(context or {})
+        token = _DEADLINE.set(deadline)
         try:
             # The breaker counts calls whose retries are spent, not single attempts: a flaky
             # service that answers on the second try is healthy; one that never answers is not.
@@ -337,23 +503,28 @@ class Reliability:
             if describe is not None:
                 extra.update(describe(result))
             return result
-        except pybreaker.CircuitBreakerError as exc:
+        except pybreaker.CircuitBreakerError:
             error = ServiceError(service, operation, BREAKER_OPEN,
                                  "circuit breaker is open; not calling until it resets")
             error.attempts = 0
-            raise error from exc
         except ServiceError as exc:
             exc.attempts = attempts
             status, error = exc.status, exc
             raise
         finally:
-            if self.on_event is not None:
-                self.on_event({
-                    "service": service, "operation": operation, "http_status": status,
-                    "attempts": attempts,
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "breaker_state": breaker.current_state,
-                    "error_class": error.kind if error else None,
-                    "outcome": "ok" if error is None else "failed",
-                    **extra,
-                })
+            _DEADLINE.reset(token)
+            self._record({
+                "service": service, "operation": operation, "http_status": status,
+                "attempts": attempts,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "breaker_state": breaker.current_state,
+                "error_class": error.kind if error else None,
+                "outcome": "ok" if error is None else "failed",
+                **extra,
+            })
+        raise error
+
+    def _record(self, event: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event({key: self.redact(value) if isinstance(value, str) else value
+                           for key, value in event.items()})

@@ -2,10 +2,11 @@
 
 Credentials come from the ``tmdb`` resource: ``TMDB_API_KEY`` (v3 key, sent as the ``api_key``
 parameter) or ``TMDB_READ_ACCESS_TOKEN`` (sent as a Bearer header); neither is ever logged,
-recorded or put in an exception. Every request goes through the reliability layer (breaker
-``tmdb``, retry policies, timeouts). Successful responses are kept under
-``$CPW_HOME/responses/tmdb/`` keyed by request (without credentials), so a re-run does not
-call TMDB again.
+recorded or put in an exception (the reliability layer masks them even when TMDB's reply
+repeats them). Every request goes through the reliability layer (breaker ``tmdb``, retry
+policies, timeouts, and the call's deadline on the request in progress). Successful
+responses are kept under ``$CPW_HOME/responses/tmdb/`` keyed by request (without
+credentials), so a re-run does not call TMDB again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 
 from cpw_resources.atomic import write_json
-from cpw_resources.services.reliability import MALFORMED, Reliability, ServiceError
+from cpw_resources.services.reliability import MALFORMED, Reliability, ServiceError, http_client
 
 SERVICE = "tmdb"
 MAX_CAST = 40
@@ -45,7 +46,7 @@ class TmdbClient:
         self.reliability = reliability
         self.cache_dir = cache_dir / SERVICE
         self._api_key, self._read_token = api_key, read_token
-        self._timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
+        self._timeouts = {"connect_s": connect_timeout_s, "read_s": read_timeout_s}
 
     def _get(self, operation: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         request_id = json.dumps([path, sorted(params.items())], default=str)
@@ -60,7 +61,7 @@ class TmdbClient:
                 headers["authorization"] = f"Bearer {self._read_token}"
             else:
                 query["api_key"] = self._api_key
-            with httpx.Client(timeout=self._timeout, headers=headers) as client:
+            with http_client(httpx, headers=headers, **self._timeouts) as client:
                 response = client.get(self.base_url + path, params=query)
                 response.raise_for_status()
                 data = response.json()

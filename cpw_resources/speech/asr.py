@@ -5,27 +5,56 @@ registry and caches the loaded model per process; :func:`transcribe` streams seg
 word timestamps and reports progress as a share of the audio; :func:`translate_segments` runs
 Whisper's translate task (any language → English) on each transcript segment's audio so the
 translation keeps the transcript's ids and times.
+
+Memory does not grow with the film: both read the WAV piece by piece (:class:`WavReader`).
+:func:`transcribe` works through windows of at most :data:`WINDOW_S` seconds (the audio, the
+VAD and the mel features of one window are in memory at a time), each cut at the quietest
+:data:`CUT_QUIET_S` of the :data:`CUT_SEARCH_S` before its nominal end (:func:`windows`), so a
+cut falls in a pause between words rather than inside one. The windows do not overlap, so no
+speech is transcribed twice and none is skipped; segment and word times are shifted by the
+window's start and ids continue. A language left to detection is detected once, in the first
+window where Whisper finds speech, and then fixed for the rest of the film. (faster-whisper's
+``clip_timestamps`` would still need the whole film as one array, and overlapping windows
+would need their text matched up at every seam, where a word can be lost or doubled.)
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cpw_resources.errors import MediaError
 from cpw_resources.records import Segment, Word
-from cpw_resources.speech.media import SAMPLE_RATE
+from cpw_resources.speech.media import SAMPLE_RATE, WavReader
 from cpw_resources.speech.models import ModelRegistry
 
 # Whisper's own thresholds for "this window was not speech".
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_LOGPROB = -1.0
 _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
+
+#: Longest audio transcribed in one call. faster-whisper's VAD and mel features of a window
+#: take ~60 MB per minute of it (measured: 10 min ≈ 560 MB, 5 min ≈ 300 MB), so this bounds
+#: the stage's memory; a cut every few minutes costs Whisper nothing it keeps (it decodes 30 s
+#: at a time).
+WINDOW_S = 300.0
+#: A window's end moves back to the quietest point of its last CUT_SEARCH_S seconds ...
+CUT_SEARCH_S = 60.0
+#: ... measured as the energy over CUT_QUIET_S (longer than a gap between words).
+CUT_QUIET_S = 0.5
+#: Allocations from this size up get their own memory map, returned to the system when freed.
+#: glibc's default raises that threshold after each large free (up to 32 MB), after which each
+#: window's arrays come from the heap and fragment it: measured, the peak then creeps up
+#: ~35 MB per hour of film; with a fixed threshold it stays flat.
+MMAP_THRESHOLD_BYTES = 1 << 20
+_M_MMAP_THRESHOLD = -3  # mallopt parameter number, glibc's malloc.h
 
 
 @dataclass(frozen=True)
@@ -86,15 +115,18 @@ def _is_hallucination(seg: Any) -> bool:
     return not _HAS_WORD_CHAR.search(seg.text)
 
 
-def _to_segment(seg: Any, seg_id: int, offset: float = 0.0) -> Segment:
+def _to_segment(seg: Any, seg_id: int, offset: float, limit: float) -> Segment:
+    """``seg`` on the film's clock: shifted by ``offset``, times kept within its window."""
+    def at(t: float) -> float:
+        return round(min(max(t + offset, offset), limit), 3)
+
     words = tuple(
-        Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word, round(w.probability, 4))
-        for w in (seg.words or ())
+        Word(at(w.start), at(w.end), w.word, round(w.probability, 4)) for w in (seg.words or ())
     )
     return Segment(
         id=seg_id,
-        start=round(seg.start + offset, 3),
-        end=round(seg.end + offset, 3),
+        start=at(seg.start),
+        end=at(seg.end),
         text=seg.text.strip(),
         words=words,
         avg_logprob=round(float(seg.avg_logprob), 4),
@@ -113,16 +145,105 @@ class Transcription:
     dropped_segments: int
 
 
+def windows(audio: WavReader, window_s: float = WINDOW_S) -> Iterator[tuple[int, int]]:
+    """Consecutive ``(start, stop)`` sample spans covering ``audio``, each at most ``window_s``
+    long, every cut at the quietest point near the window's end."""
+    rate = audio.sample_rate
+    size = max(int(window_s * rate), 1)
+    search = min(int(CUT_SEARCH_S * rate), size // 2)
+    start = 0
+    while start < audio.frames:
+        stop = start + size
+        if stop >= audio.frames:
+            yield start, audio.frames
+            return
+        if search > 0:
+            stop = _quietest_point(audio, stop - search, stop)
+        yield start, stop
+        start = stop
+
+
+def _quietest_point(audio: WavReader, lo: int, hi: int) -> int:
+    """The sample in ``lo..hi`` at the centre of the quietest ``CUT_QUIET_S`` there."""
+    samples = audio.read(lo, hi)
+    width = max(min(int(CUT_QUIET_S * audio.sample_rate), samples.size), 1)
+    energy = np.concatenate(([0.0], np.cumsum(np.square(samples, dtype=np.float64))))
+    windowed = energy[width:] - energy[:-width]
+    return lo + int(np.argmin(windowed)) + width // 2
+
+
+@functools.cache
+def _fix_mmap_threshold() -> None:
+    """Pin glibc's mmap threshold (see :data:`MMAP_THRESHOLD_BYTES`); elsewhere, nothing."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
+        pass
+
+
+@dataclass
+class _Detected:
+    """The language over the windows so far: given, or fixed at the first window with speech."""
+
+    language: str | None
+    probability: float | None = None
+
+    def update(self, info: Any, found_speech: bool) -> None:
+        if self.probability is None or (found_speech and self.language is None):
+            self.probability = float(info.language_probability or 0.0)
+        if found_speech and self.language is None:
+            self.language = info.language
+
+
 def transcribe(
     model: Any,
-    audio: np.ndarray,
+    audio: WavReader,
     config: AsrConfig,
     *,
     language: str | None = None,
     initial_prompt: str | None = None,
     progress: Callable[[float], None] | None = None,
+    window_s: float = WINDOW_S,
 ) -> Transcription:
-    """Transcribe float32 16 kHz mono ``audio``; ``progress`` gets the share done (0..1)."""
+    """Transcribe a 16 kHz WAV window by window (:func:`windows`); ``progress`` gets the share
+    done (0..1). Segments come out on the film's clock with ids counting from 0."""
+    if audio.sample_rate != SAMPLE_RATE:
+        raise MediaError(audio.path, f"is {audio.sample_rate} Hz; Whisper needs {SAMPLE_RATE} Hz "
+                                     "(the audio stage writes it so — run `audio` again)")
+    _fix_mmap_threshold()
+    duration = audio.duration_s
+    detected = _Detected(language)
+    segments: list[Segment] = []
+    dropped, after_vad = 0, 0.0
+    for lo, hi in windows(audio, window_s):
+        offset, limit = lo / SAMPLE_RATE, hi / SAMPLE_RATE
+        stream, info = _transcribe_window(model, audio.read(lo, hi), config,
+                                          detected.language, initial_prompt)
+        found = len(segments)
+        for seg in stream:
+            if _is_hallucination(seg):
+                dropped += 1
+            else:
+                segments.append(_to_segment(seg, len(segments), offset, limit))
+            if progress is not None and duration > 0:
+                progress(min(1.0, (offset + seg.end) / duration))
+        after_vad += float(info.duration_after_vad or 0.0)
+        detected.update(info, found_speech=len(segments) > found)
+    if progress is not None:
+        progress(1.0)
+    return Transcription(
+        segments=segments,
+        language=detected.language if segments or language else None,
+        language_probability=detected.probability or 0.0,
+        duration_s=duration,
+        duration_after_vad_s=after_vad,
+        dropped_segments=dropped,
+    )
+
+
+def _transcribe_window(model: Any, samples: np.ndarray, config: AsrConfig,
+                       language: str | None, initial_prompt: str | None) -> tuple[Any, Any]:
     options: dict[str, Any] = dict(
         language=language,
         beam_size=config.beam_size,
@@ -134,35 +255,13 @@ def transcribe(
         from faster_whisper import BatchedInferencePipeline
 
         pipeline = BatchedInferencePipeline(model)
-        stream, info = pipeline.transcribe(audio, batch_size=config.batch_size, **options)
-    else:
-        stream, info = model.transcribe(audio, **options)
-    duration = len(audio) / SAMPLE_RATE
-    segments: list[Segment] = []
-    dropped = 0
-    for seg in stream:
-        if _is_hallucination(seg):
-            dropped += 1
-        else:
-            segments.append(_to_segment(seg, len(segments)))
-        if progress is not None and duration > 0:
-            progress(min(1.0, seg.end / duration))
-    if progress is not None:
-        progress(1.0)
-    detected = info.language if segments or language else None
-    return Transcription(
-        segments=segments,
-        language=detected,
-        language_probability=float(info.language_probability or 0.0),
-        duration_s=duration,
-        duration_after_vad_s=float(info.duration_after_vad or 0.0),
-        dropped_segments=dropped,
-    )
+        return pipeline.transcribe(samples, batch_size=config.batch_size, **options)
+    return model.transcribe(samples, **options)
 
 
 def translate_segments(
     model: Any,
-    audio: np.ndarray,
+    audio: WavReader,
     segments: Sequence[Segment],
     config: AsrConfig,
     *,
@@ -172,13 +271,13 @@ def translate_segments(
 ) -> list[Segment]:
     """Whisper's translate task (→ English) on each segment's audio; same ids and times.
 
+    Each segment's clip is read from the WAV on its own, so memory does not grow with the film.
     A segment whose audio yields no English text keeps its source text, so nothing the
     speaker said silently disappears.
     """
     out: list[Segment] = []
     for index, seg in enumerate(segments):
-        lo, hi = int(seg.start * SAMPLE_RATE), int(seg.end * SAMPLE_RATE)
-        clip = audio[lo:hi]
+        clip = audio.read(int(seg.start * SAMPLE_RATE), int(seg.end * SAMPLE_RATE))
         pieces, _ = model.transcribe(
             clip,
             task="translate",

@@ -7,12 +7,17 @@ This module owns the boundary between user-supplied media files and the rest of 
   way a user file can be unusable into a :class:`~cpw_resources.errors.MediaError` subclass.
 * :func:`probe` checks cheaply, by content, that a file is media with decodable audio (the
   inbox sensor's test before it registers a file).
-* :func:`load_wav` reads such a WAV back as float32 samples.
-* :func:`fingerprint` summarises the audio (loudness, speech/music/silence share, SNR) cheaply
-  enough to run on a whole film before transcription.
+* :class:`WavReader` reads such a WAV back as float32 samples, any span at a time, so no stage
+  holds a whole film in memory; :func:`load_wav` reads it whole (short clips, tests).
+* :func:`fingerprint_wav` summarises the audio (loudness, speech/music/silence share, SNR) in
+  one streaming pass, cheaply enough to run on a whole film before transcription.
+* :func:`choose_audio_track` says which audio track a film's subtitles come from, and why.
 
-The audio stream decoded is FFmpeg's "best" one (the track flagged default, else the one with
-most channels); multi-channel audio is downmixed by libswresample (centre/dialogue included).
+Which audio track (:func:`select_track`): the one the user picks (a track number, counted from
+0 among the audio tracks, or a language tag), else, narrowing step by step, the tracks whose
+language tag matches the wanted language, then those flagged default, then those with the most
+channels, then the first. A pick the file does not have is a :class:`MediaError` listing its
+tracks. Multi-channel audio is downmixed by libswresample (centre/dialogue included).
 
 Error policy of :func:`decode_to_wav` (each error names the file and says what to do):
 
@@ -44,7 +49,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import wave
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,17 +125,20 @@ class DecodedAudio:
 # --------------------------------------------------------------------------------------------
 
 
-def decode_to_wav(src: Path, dest: Path, *, sample_rate: int = SAMPLE_RATE) -> DecodedAudio:
-    """Decode the best audio stream of ``src`` to a mono s16 WAV at ``dest``.
+def decode_to_wav(
+    src: Path, dest: Path, *, sample_rate: int = SAMPLE_RATE, track: int | None = None
+) -> DecodedAudio:
+    """Decode audio track number ``track`` of ``src`` to a mono s16 WAV at ``dest``.
 
-    Frames are resampled and written as they are decoded, so memory use does not grow with the
-    length of the film.
+    ``track`` counts audio tracks from 0 (:attr:`AudioTrack.number`); None chooses one by the
+    rule of :func:`select_track` without a wanted language. Frames are resampled and written
+    as they are decoded, so memory use does not grow with the length of the film.
     Raises a :class:`MediaError` subclass for every unusable input (see the module docstring).
     """
     src, dest = Path(src), Path(dest)
     _check_is_nonempty_file(src)
     with _open_container(src) as container:
-        stream = _pick_audio_stream(container, src)
+        stream = _audio_stream(container, src, track)
         cc = stream.codec_context
         source = (cc.codec.canonical_name, container.format.name, cc.sample_rate, cc.channels)
         with atomic_path(dest) as tmp:
@@ -168,7 +178,7 @@ def probe(src: Path) -> ProbeResult:
     src = Path(src)
     _check_is_nonempty_file(src)
     with _open_container(src) as container:
-        stream = _pick_audio_stream(container, src)
+        stream = _audio_stream(container, src, None)
         cc = stream.codec_context
         decoded = False
         try:
@@ -243,7 +253,166 @@ def _open_container(src: Path) -> av.container.InputContainer:
         ) from exc
 
 
-def _pick_audio_stream(container: av.container.InputContainer, src: Path) -> av.AudioStream:
+# --------------------------------------------------------------------------------------------
+# Which audio track
+# --------------------------------------------------------------------------------------------
+
+#: ISO 639-2 codes (bibliographic and terminology) of Whisper's languages → two-letter codes.
+_ISO639_2_TABLE = """
+    afr:af alb:sq sqi:sq amh:am ara:ar arm:hy hye:hy asm:as aze:az bak:ba baq:eu eus:eu bel:be
+    ben:bn bod:bo tib:bo bos:bs bre:br bul:bg bur:my mya:my cat:ca ces:cs cze:cs chi:zh zho:zh
+    cym:cy wel:cy dan:da deu:de ger:de dut:nl nld:nl ell:el gre:el eng:en est:et fao:fo fas:fa
+    per:fa fin:fi fra:fr fre:fr geo:ka kat:ka glg:gl guj:gu hat:ht hau:ha haw:haw heb:he hin:hi
+    hrv:hr hun:hu ice:is isl:is ind:id ita:it jav:jw jpn:ja kan:kn kaz:kk khm:km kor:ko lao:lo
+    lat:la lav:lv lin:ln lit:lt ltz:lb mac:mk mkd:mk mal:ml mao:mi mri:mi mar:mr may:ms msa:ms
+    mlg:mg mlt:mt mon:mn nep:ne nno:nn nor:no oci:oc pan:pa pol:pl por:pt pus:ps ron:ro rum:ro
+    rus:ru san:sa sin:si slk:sk slo:sk slv:sl sna:sn snd:sd som:so spa:es srp:sr sun:su swa:sw
+    swe:sv tam:ta tat:tt tel:te tgk:tg tgl:tl fil:tl tha:th tuk:tk tur:tr ukr:uk urd:ur uzb:uz
+    vie:vi yid:yi yor:yo yue:yue
+"""
+_ISO639_2 = dict(pair.split(":") for pair in _ISO639_2_TABLE.split())
+#: Tags that say "no particular language" (undetermined, multiple, none, private use).
+_NO_LANGUAGE = frozenset({"und", "mis", "mul", "zxx", "qaa"})
+_TRACK_NUMBER = re.compile(r"\d+", re.ASCII)
+#: A file's language tag is kept to this many characters of ``[A-Za-z0-9_-]`` (others become
+#: ``?``), so a crafted tag cannot add lines or bulk to a log line or an error message.
+MAX_TAG_CHARS = 35
+_NOT_TAG_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def language_code(tag: str | None) -> str | None:
+    """``fre``, ``fra``, ``fr``, ``fr-CA`` → ``fr``; None when untagged or undetermined."""
+    primary = re.split(r"[-_]", (tag or "").strip().lower(), maxsplit=1)[0]
+    if not primary or primary in _NO_LANGUAGE:
+        return None
+    return _ISO639_2.get(primary, primary)
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """One audio stream of a file; ``number`` counts audio tracks only, from 0 (FFmpeg's
+    ``0:a:N``), and is what a user picks."""
+
+    number: int
+    stream_index: int  # among all the container's streams
+    language: str | None  # the file's own tag ("fre", "en-US"); None when untagged
+    codec: str | None  # None when this build of FFmpeg cannot decode it
+    channels: int
+    default: bool
+
+    def describe(self) -> str:
+        """``1: eng, aac, 2 ch, default``"""
+        parts = [self.language or "no language tag", self.codec or "undecodable codec",
+                 f"{self.channels} ch"] + (["default"] if self.default else [])
+        return f"{self.number}: {', '.join(parts)}"
+
+
+@dataclass(frozen=True)
+class TrackChoice:
+    """The audio track a title's subtitles come from, why, and every track there was."""
+
+    track: AudioTrack
+    reason: str
+    tracks: tuple[AudioTrack, ...]
+
+    def summary(self) -> dict[str, object]:
+        """The choice as JSON-ready metadata (``fingerprint.json``, the asset's metadata)."""
+        return {
+            "index": self.track.number, "stream_index": self.track.stream_index,
+            "language": self.track.language, "codec": self.track.codec,
+            "channels": self.track.channels, "default": self.track.default,
+            "reason": self.reason, "tracks": len(self.tracks),
+        }
+
+
+def choose_audio_track(
+    src: Path, *, pick: str | None = None, pick_source: str = "CPW_AUDIO_TRACK",
+    language: str | None = None,
+) -> TrackChoice:
+    """Open ``src`` and choose its audio track by :func:`select_track` (reads headers only).
+
+    Raises the same :class:`MediaError` subclasses as :func:`decode_to_wav` for a file that is
+    not usable media, and a :class:`MediaError` listing the tracks for a pick it does not have.
+    """
+    src = Path(src)
+    _check_is_nonempty_file(src)
+    with _open_container(src) as container:
+        return select_track(_tracks(container, src), src, pick=pick, pick_source=pick_source,
+                            language=language)
+
+
+def select_track(
+    tracks: list[AudioTrack], src: Path, *, pick: str | None = None,
+    pick_source: str = "CPW_AUDIO_TRACK", language: str | None = None,
+) -> TrackChoice:
+    """The documented rule: the user's pick (a track number or a language tag, named by
+    ``pick_source`` in errors), else narrow the decodable tracks to those in ``language``,
+    then to those flagged default, then to those with the most channels; the first remains."""
+    pick = (pick or "").strip()
+    if pick:
+        candidates, reasons = _picked(tracks, pick, pick_source, src), [f"{pick_source} = {pick}"]
+    elif len(tracks) == 1 and tracks[0].codec is not None:
+        return TrackChoice(tracks[0], "the only audio track", tuple(tracks))
+    else:
+        candidates = [t for t in tracks if t.codec is not None]
+        if not candidates:
+            raise MediaError(src, "none of its audio tracks uses a codec this build of FFmpeg "
+                                  "can decode; convert the audio (e.g. to AAC or Opus)")
+        candidates, reasons = _narrow_by_language(candidates, language)
+    defaults = [t for t in candidates if t.default]
+    if defaults and len(defaults) < len(candidates):
+        candidates, reasons = defaults, [*reasons, "flagged default"]
+    most = max(t.channels for t in candidates)
+    widest = [t for t in candidates if t.channels == most]
+    if len(widest) < len(candidates):
+        candidates, reasons = widest, [*reasons, f"most channels ({most})"]
+    if len(candidates) > 1:
+        reasons.append("first of the equal tracks")
+    return TrackChoice(candidates[0], "; ".join(reasons), tuple(tracks))
+
+
+def _picked(tracks: list[AudioTrack], pick: str, source: str, src: Path) -> list[AudioTrack]:
+    """The tracks the user's ``pick`` names: one by number, or all with that language tag."""
+    if _TRACK_NUMBER.fullmatch(pick):
+        number = int(pick)
+        matching = [t for t in tracks if t.number == number]
+    else:
+        code = language_code(pick)
+        matching = [t for t in tracks if t.language and (
+            t.language.lower() == pick.lower() or (code and language_code(t.language) == code))]
+    if not matching:
+        raise MediaError(src, f"{source} = {pick!r} names no audio track of this file; "
+                              f"{_listing(tracks)}")
+    usable = [t for t in matching if t.codec is not None]
+    if not usable:
+        raise MediaError(src, f"{source} = {pick!r} names a track this build of FFmpeg cannot "
+                              f"decode; {_listing(tracks)}")
+    return usable
+
+
+def _narrow_by_language(
+    tracks: list[AudioTrack], language: str | None
+) -> tuple[list[AudioTrack], list[str]]:
+    wanted = language_code(language)
+    matching = [t for t in tracks if wanted and language_code(t.language) == wanted]
+    if not matching:
+        return tracks, []
+    return matching, [f"language tag {matching[0].language} matches the wanted language "
+                      f"{language}"]
+
+
+def _listing(tracks: list[AudioTrack]) -> str:
+    return (f"its audio tracks are {'; '.join(t.describe() for t in tracks)} — pick one by "
+            f"number (0–{len(tracks) - 1}) or language tag")
+
+
+def _file_tag(value: str | None) -> str | None:
+    """A language tag as read from a file, made safe to print (see :data:`MAX_TAG_CHARS`)."""
+    return _NOT_TAG_CHARS.sub("?", (value or "").strip())[:MAX_TAG_CHARS] or None
+
+
+def _tracks(container: av.container.InputContainer, src: Path) -> list[AudioTrack]:
+    """The container's audio tracks; a file with none is a :class:`MediaError` subclass."""
     if not container.streams.audio:
         if not container.streams.video:
             # e.g. a text file FFmpeg probed as a subtitle or data stream.
@@ -255,11 +424,34 @@ def _pick_audio_stream(container: av.container.InputContainer, src: Path) -> av.
             "has video but no audio track, so there is no speech to subtitle; use a copy of the "
             "film that includes its soundtrack",
         )
-    # FFmpeg's choice honours the "default" track flag and prefers more channels.
-    stream = container.streams.best("audio") or container.streams.audio[0]
-    if stream.codec_context is None:
-        raise MediaError(src, "its audio codec is not supported by this build of FFmpeg")
-    return stream
+    return [
+        AudioTrack(
+            number=number, stream_index=stream.index,
+            language=_file_tag(stream.metadata.get("language")),
+            codec=stream.codec_context.codec.canonical_name if stream.codec_context else None,
+            channels=stream.codec_context.channels if stream.codec_context else 0,
+            default=bool(stream.disposition & av.stream.Disposition.default),
+        )
+        for number, stream in enumerate(container.streams.audio)
+    ]
+
+
+def _audio_stream(
+    container: av.container.InputContainer, src: Path, number: int | None
+) -> av.AudioStream:
+    """Audio track ``number`` of ``container``, or the one :func:`select_track` chooses."""
+    tracks = _tracks(container, src)
+    track = select_track(tracks, src).track if number is None else _numbered(tracks, number, src)
+    return container.streams.audio[track.number]
+
+
+def _numbered(tracks: list[AudioTrack], number: int, src: Path) -> AudioTrack:
+    if not 0 <= number < len(tracks):
+        raise MediaError(src, f"has no audio track {number}; {_listing(tracks)}")
+    if tracks[number].codec is None:
+        raise MediaError(src, f"audio track {number} uses a codec this build of FFmpeg cannot "
+                              f"decode; pick another: {_listing(tracks)}")
+    return tracks[number]
 
 
 class _MonoWriter:
@@ -430,20 +622,62 @@ def _hms(seconds: float) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def load_wav(path: Path) -> np.ndarray:
-    """Samples of a 16-bit PCM WAV as float32 mono in [-1, 1] (channels averaged)."""
-    path = Path(path)
-    try:
-        with wave.open(str(path), "rb") as wav:
+#: Samples per block when a WAV is streamed (~65 s at 16 kHz, 4 MB of float32).
+WAV_BLOCK_SAMPLES = 1 << 20
+
+
+class WavReader:
+    """A 16-bit PCM WAV read span by span as float32 mono in [-1, 1] (channels averaged).
+
+    Only the span asked for is read, so a stage working through a film one window or one
+    segment at a time holds that much audio, whatever the film's length.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        with self._open() as wav:
             if wav.getsampwidth() != 2:
                 raise MediaError(
-                    path, "is not a 16-bit PCM WAV; decode it with decode_to_wav() first"
+                    self.path, "is not a 16-bit PCM WAV; decode it with decode_to_wav() first"
                 )
-            channels = wav.getnchannels()
-            raw = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError) as exc:
-        raise CorruptMediaError(path, f"is not a readable WAV file ({exc})") from exc
-    samples = np.frombuffer(raw, dtype="<i2")
+            self.channels = wav.getnchannels()
+            self.sample_rate = wav.getframerate()
+            self.frames = wav.getnframes()
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Samples ``start`` to ``stop`` (sample indices, clipped to the file)."""
+        stop = self.frames if stop is None else min(stop, self.frames)
+        start = min(max(start, 0), stop)
+        with self._open() as wav:
+            wav.setpos(start)
+            raw = wav.readframes(stop - start)
+        return _to_float_mono(np.frombuffer(raw, dtype="<i2"), self.channels)
+
+    def blocks(self, size: int | None = None) -> Iterator[np.ndarray]:
+        """The whole file, ``size`` (default :data:`WAV_BLOCK_SAMPLES`) samples at a time."""
+        size = size or WAV_BLOCK_SAMPLES
+        for start in range(0, self.frames, size):
+            yield self.read(start, start + size)
+
+    def _open(self) -> wave.Wave_read:
+        try:
+            return wave.open(str(self.path), "rb")
+        except (wave.Error, EOFError) as exc:
+            raise CorruptMediaError(self.path, f"is not a readable WAV file ({exc})") from exc
+        except OSError as exc:
+            raise MediaError(self.path, f"cannot be read ({exc.strerror or exc})") from exc
+
+
+def load_wav(path: Path) -> np.ndarray:
+    """Samples of a whole 16-bit PCM WAV as float32 mono in [-1, 1] (channels averaged)."""
+    return WavReader(path).read()
+
+
+def _to_float_mono(samples: np.ndarray, channels: int) -> np.ndarray:
     if channels > 1:
         samples = samples[: samples.size - samples.size % channels].reshape(-1, channels)
         return (samples.mean(axis=1) / 32768.0).astype(np.float32)
@@ -492,19 +726,30 @@ _CHUNK_FRAMES = 4096  # bounds FFT memory on a 2-hour film
 
 def fingerprint(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict[str, float]:
     """Summary of mono float samples: loudness, speech/music/silence shares and SNR."""
-    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-    frame_len = max(int(round(FRAME_S * sample_rate)), 1)
-    mean_square, corr = _frame_features(samples, frame_len, sample_rate)
+    return _summarise([np.asarray(samples, dtype=np.float32).reshape(-1)], sample_rate)
+
+
+def fingerprint_wav(path: Path) -> dict[str, float]:
+    """:func:`fingerprint` of a WAV, read block by block: the same values, and memory that does
+    not grow with the film beyond a few numbers per 30 ms frame (a few MB per hour)."""
+    reader = WavReader(path)
+    return _summarise(reader.blocks(), reader.sample_rate)
+
+
+def _summarise(blocks: Iterable[np.ndarray], sample_rate: int) -> dict[str, float]:
+    features = _FrameFeatures(sample_rate)
+    for block in blocks:
+        features.add(block)
+    mean_square, corr = features.result()
     db = np.maximum(10.0 * np.log10(mean_square + 1e-13), DIGITAL_SILENCE_DBFS)
     speech, music, silent = _classify_frames(db, corr)
     n = max(db.size, 1)
     # From frame energies and min/max: no float64 copy of a 2-hour film (~1 GB) is made.
     whole_mean_square = float(mean_square.mean()) if mean_square.size else 0.0
-    peak = max(float(samples.max()), -float(samples.min())) if samples.size else 0.0
     return {
-        "duration_s": round(samples.size / sample_rate, 3),
+        "duration_s": round(features.samples / sample_rate, 3),
         "loudness_dbfs": round(_dbfs(whole_mean_square), 2),
-        "peak_dbfs": round(_dbfs(peak * peak), 2),
+        "peak_dbfs": round(_dbfs(features.peak * features.peak), 2),
         "speech_ratio": round(float(speech.sum()) / n, 4),
         "snr_db": round(_snr_db(db, speech), 2),
         "music_ratio": round(float(music.sum()) / n, 4),
@@ -518,29 +763,53 @@ def _dbfs(mean_square: float) -> float:
     return max(10.0 * math.log10(mean_square), DIGITAL_SILENCE_DBFS)
 
 
-def _frame_features(
-    samples: np.ndarray, frame_len: int, sample_rate: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame mean square and band-limited spectral correlation with the frame 90 ms back."""
-    n = samples.size // frame_len
-    frames = samples[: n * frame_len].reshape(n, frame_len)
-    n_fft = frame_len  # 480 = 2^5*3*5 transforms faster than zero-padding to 512
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    band = (freqs >= _BAND_HZ[0]) & (freqs <= _BAND_HZ[1])
-    window = np.hanning(frame_len).astype(np.float32)
-    mean_square = np.empty(n)
-    corr = np.zeros(n)
-    lag = _CORR_LAG_FRAMES
-    for start in range(0, n, _CHUNK_FRAMES):
-        stop = min(start + _CHUNK_FRAMES, n)
-        chunk = frames[start:stop]
-        mean_square[start:stop] = np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64)
-        mean_square[start:stop] /= frame_len
-        # Recompute `lag` frames of overlap so correlations cross chunk borders.
-        lo = max(start - lag, 0)
-        shape = _spectral_shape(frames[lo:stop], window, n_fft, band)
-        corr[lo + lag : stop] = np.einsum("ij,ij->i", shape[lag:], shape[:-lag])
-    return mean_square, corr
+class _FrameFeatures:
+    """Per-frame mean square and band-limited spectral correlation with the frame 90 ms back,
+    fed blocks of any size; a partial frame waits for the next block, and the last
+    ``_CORR_LAG_FRAMES`` spectra are kept so correlations cross block borders."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.frame_len = max(int(round(FRAME_S * sample_rate)), 1)
+        self.n_fft = self.frame_len  # 480 = 2^5*3*5 transforms faster than padding to 512
+        freqs = np.fft.rfftfreq(self.n_fft, 1.0 / sample_rate)
+        self.band = (freqs >= _BAND_HZ[0]) & (freqs <= _BAND_HZ[1])
+        self.window = np.hanning(self.frame_len).astype(np.float32)
+        self.samples, self.peak = 0, 0.0
+        self._rest = np.zeros(0, dtype=np.float32)
+        self._previous_shapes: np.ndarray | None = None
+        self._mean_square: list[np.ndarray] = []
+        self._corr: list[np.ndarray] = []
+
+    def add(self, block: np.ndarray) -> None:
+        if block.size:
+            self.samples += block.size
+            self.peak = max(self.peak, float(block.max()), -float(block.min()))
+        data = np.concatenate((self._rest, block)) if self._rest.size else block
+        n = data.size // self.frame_len
+        frames = data[: n * self.frame_len].reshape(n, self.frame_len)
+        self._rest = data[n * self.frame_len :].copy()
+        for start in range(0, n, _CHUNK_FRAMES):
+            self._add_frames(frames[start : start + _CHUNK_FRAMES])
+
+    def _add_frames(self, chunk: np.ndarray) -> None:
+        mean_square = np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64) / self.frame_len
+        shape = _spectral_shape(chunk, self.window, self.n_fft, self.band)
+        kept = self._previous_shapes
+        both = shape if kept is None else np.concatenate((kept, shape))
+        lag, first = _CORR_LAG_FRAMES, both.shape[0] - shape.shape[0]
+        corr = np.zeros(shape.shape[0])
+        skip = max(lag - first, 0)  # the film's first frames have nothing 90 ms back
+        if skip < shape.shape[0]:
+            now, back = both[first + skip :], both[first + skip - lag : -lag]
+            corr[skip:] = np.einsum("ij,ij->i", now, back)
+        self._previous_shapes = both[-lag:]
+        self._mean_square.append(mean_square)
+        self._corr.append(corr)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._mean_square:
+            return np.zeros(0), np.zeros(0)
+        return np.concatenate(self._mean_square), np.concatenate(self._corr)
 
 
 def _spectral_shape(

@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cpw_resources.records import Segment, read_segments
-from cpw_resources.speech.media import load_wav
+from cpw_resources.speech.media import WavReader
 
 #: File name → the asset that writes it.
 PRODUCED_BY: dict[str, str] = {
@@ -66,9 +64,9 @@ class TitleFiles:
     def _json(self, name: str) -> dict[str, Any]:
         return json.loads(self.input(name).read_text(encoding="utf-8"))
 
-    def samples(self) -> np.ndarray:
-        """The title's 16 kHz mono audio as float32."""
-        return load_wav(self.input("audio.wav"))
+    def audio(self) -> WavReader:
+        """The title's 16 kHz mono audio, read span by span (a film never fits in memory)."""
+        return WavReader(self.input("audio.wav"))
 
     def fingerprint(self) -> dict[str, Any]:
         return self._json("fingerprint.json")

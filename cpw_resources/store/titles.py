@@ -15,7 +15,9 @@ list exactly the titles on disk.
 A title also remembers its *sidecars* (the files beside ``NAME.ext`` that
 :mod:`cpw_resources.store.sidecars` names): ``sidecar_stat`` summarises their names, sizes and
 mtimes (cheap to compare), ``sidecar_id`` their content (part of the inbox sensor's run key,
-so editing a sidecar reruns the title).
+so editing a sidecar reruns the title). A file whose sidecar or note names
+(:data:`DERIVED_SUFFIXES`) would be longer than its file system allows is refused up front
+(:func:`check_name_fits`): the title could never finish.
 """
 
 from __future__ import annotations
@@ -32,14 +34,25 @@ from typing import Any
 
 from slugify import slugify
 
-from cpw_resources.atomic import write_json, write_text
+from cpw_resources.atomic import name_bytes, name_max, write_json, write_text
 from cpw_resources.errors import MediaError, UnknownTitleError
-from cpw_resources.store.sidecars import Sidecars, sidecar_id, sidecar_stat
+from cpw_resources.store.sidecars import (
+    ERROR_SUFFIX,
+    GLOSSARY_SUFFIX,
+    METADATA_SUFFIX,
+    Sidecars,
+    media_stem,
+    sidecar_id,
+    sidecar_stat,
+)
 
 MAX_KEY_LENGTH = 60
 _BLOCK = 1 << 20
 INDEX_NAME = "_index.json"
 INDEX_VERSION = 1
+#: Names made from a media file's ``NAME`` in its folder: the sidecars the stages look up by
+#: name, and the note the inbox writes beside a rejected file.
+DERIVED_SUFFIXES = (GLOSSARY_SUFFIX, ERROR_SUFFIX, METADATA_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -164,6 +177,21 @@ def content_id(path: Path) -> str:
             fh.seek(max(_BLOCK, size - _BLOCK))
             digest.update(fh.read(_BLOCK))
     return digest.hexdigest()[:32]
+
+
+def check_name_fits(media: Path) -> None:
+    """Raise a :class:`MediaError` when a name made from ``media``'s (``NAME.glossary.tsv``
+    ...) would be longer than the file system of its folder allows (bytes of UTF-8)."""
+    stem = media_stem(media.name)
+    suffix = max(DERIVED_SUFFIXES, key=len)
+    limit = name_max(media.parent)
+    size = name_bytes(stem + suffix)
+    if size > limit:
+        allowed = limit - size + name_bytes(media.name)
+        raise MediaError(media, f"file name too long: NAME{suffix} beside it would be {size} "
+                                f"bytes, over this file system's limit of {limit}; rename the "
+                                f"file to at most {allowed} bytes (UTF-8: an accented letter "
+                                f"takes 2, a Devanagari one 3) and try again")
 
 
 def slug_for(path: Path) -> str:
@@ -312,6 +340,7 @@ class TitleRegistry:
         if not media.is_file():
             raise MediaError(media, "no such file (or it is a directory)")
         media = media.resolve()
+        check_name_fits(media)
         stat = media.stat()
         hint = known.get(media)
         if hint is not None and tuple(hint[:2]) == (stat.st_size, stat.st_mtime_ns):

@@ -4,6 +4,8 @@ This module owns the professional subtitle style used for every output file:
 
 * the limits themselves (:class:`SubtitleRules`: characters per line, lines per cue, reading
   speed, cue duration, gap between cues);
+* subtitle text as plain text (:func:`plain_text`), the one boundary every text from a model
+  or a transcript passes before it becomes a cue, and its escaping for each file format;
 * line breaking (:func:`wrap_lines`);
 * cue building (:func:`build_cues`): split long segments at word timestamps, time every cue
   so it can be read, borrow time from silence and from neighbouring cues, merge cues that stay
@@ -14,16 +16,20 @@ This module owns the professional subtitle style used for every output file:
 
 Text is never invented or dropped: every word of every segment ends up in exactly one cue, in
 order. When speech is too fast to satisfy the reading-speed limit, the text wins and
-:func:`check_cues` reports the violation. Pure Python; no Dagster.
+:func:`check_cues` reports the violation. What is not text (control characters, line breaks
+of its own, markup, timing lines) is made harmless first, so no text can add a cue, a line or
+a style to the files. Pure Python; no Dagster.
 """
 
 from __future__ import annotations
 
 import bisect
+import html
 import itertools
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pysubs2
@@ -77,6 +83,62 @@ _PAUSE_BONUS = 0.3  # a break at an audible pause is nearly as good as one at pu
 _PAUSE = 0.3
 _CUE_COST = 1.5  # every extra cue must buy this much better breaking or balance
 _BALANCE_WEIGHT = 2.0
+
+
+# --------------------------------------------------------------------------- plain text
+
+#: Text a subtitle reader takes for (part of) a timing line: the WebVTT/SRT arrow, and
+#: timestamps as pysubs2's SRT (``H:M:S,mmm``) and WebVTT (``M:S.mmm``) readers find them
+#: anywhere in a line (two on one line make a cue).
+TIMING_LIKE = re.compile(r"-->|\d+:\d+(?::\d+)?[.,]\d+")
+# Control characters other than whitespace (whitespace, line and paragraph separators
+# included, becomes one space) and lone surrogates, which cannot be written as UTF-8.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff]")
+# SubStation markup that pysubs2 and libass-based players honour inside SRT/WebVTT text: an
+# override block such as {\an8} (moves the cue), the \N \n \h breaks and hard space, and
+# what is left of an unclosed block.
+_ASS_BLOCK = re.compile(r"\{[^{}]*\\[^{}]*\}")
+_ASS_BREAK = re.compile(r"\\[Nnh]")
+_ASS_OPEN = re.compile(r"\{\\")
+_ARROW = "→"
+_RATIO = "∶"  # U+2236: looks like a colon, is not one to a timestamp pattern
+
+
+def _defuse_markup(text: str) -> str:
+    # Removing a block can join the pieces of another ({{\an8}\an8}): repeat until none.
+    while (cleaned := _ASS_BLOCK.sub("", text)) != text:
+        text = cleaned
+    return _ASS_OPEN.sub("{", _ASS_BREAK.sub(" ", text))
+
+
+def _defuse_timing_match(match: re.Match[str]) -> str:
+    return _ARROW if match.group() == "-->" else match.group().replace(":", _RATIO)
+
+
+def _defuse_timing(text: str) -> str:
+    # One match can use up digits that another needs (00:09:59.00012:34.567): repeat.
+    while (cleaned := TIMING_LIKE.sub(_defuse_timing_match, text)) != text:
+        text = cleaned
+    return text
+
+
+def plain_text(text: str) -> str:
+    """``text`` as one line of plain subtitle text; idempotent.
+
+    Control characters and lone surrogates are removed; every run of whitespace (line breaks,
+    U+2028, tabs) becomes one space, since the cue builder alone makes line breaks;
+    SubStation override blocks are removed and ``\\N``/``\\n``/``\\h`` become spaces; ``-->``
+    becomes ``→`` and a timestamp's colons become ``∶``, so no text reads as a timing line.
+    Letters, combining marks, right-to-left text and format characters (ZWJ, RLM) are kept.
+    HTML-like markup stays text here and is escaped for each file format when written.
+    """
+    text = _defuse_markup(_CONTROL.sub("", text))
+    return " ".join(_defuse_timing(text).split())
+
+
+def _plain_segment(segment: Segment) -> Segment:
+    return replace(segment, text=plain_text(segment.text),
+                   words=tuple(replace(w, word=plain_text(w.word)) for w in segment.words))
 
 
 # --------------------------------------------------------------------------- line breaking
@@ -231,7 +293,11 @@ def _char_times(segment: Segment, letters: str) -> list[tuple[float, float]]:
 
 
 def _segment_tokens(segment: Segment, width: int) -> list[_Token]:
-    """The segment's words (long ones hard-split) with start and end times."""
+    """The segment's words as plain text (long ones hard-split) with start and end times.
+
+    Every segment text becomes cue text here, through :func:`plain_text`.
+    """
+    segment = _plain_segment(segment)
     words = segment.text.split()
     if not words:
         return []
@@ -575,29 +641,41 @@ def check_cues(cues: Sequence[Cue], rules: SubtitleRules) -> dict[str, int]:
 # --------------------------------------------------------------------------- files
 
 
-def _ssa_file(cues: Sequence[Cue]) -> pysubs2.SSAFile:
+def escape_srt(line: str) -> str:
+    """SRT has no escapes and players read ``<b>``, ``<font>`` (and worse, in web players) as
+    markup: angle brackets become the look-alike ``‹ ›`` (U+2039, U+203A)."""
+    return line.replace("<", "‹").replace(">", "›")
+
+
+def escape_vtt(line: str) -> str:
+    """WebVTT cue text: ``&``, ``<`` and ``>`` as the character references ``&amp;``,
+    ``&lt;`` and ``&gt;``, which WebVTT players show as the characters themselves."""
+    return html.escape(line, quote=False)
+
+
+def _ssa_file(cues: Sequence[Cue], escape: Callable[[str], str]) -> pysubs2.SSAFile:
+    """The cues with each line made plain text (a no-op for built cues) and escaped; a line
+    left empty is dropped, a cue left without lines too."""
     subs = pysubs2.SSAFile()
     for cue in cues:
-        subs.append(
-            pysubs2.SSAEvent(
-                start=round(cue.start * 1000),
-                end=round(cue.end * 1000),
-                text="\\N".join(cue.lines),
-            )
-        )
+        lines = [escape(line) for line in map(plain_text, cue.lines) if line]
+        if lines:
+            subs.append(pysubs2.SSAEvent(start=round(cue.start * 1000),
+                                         end=round(cue.end * 1000), text="\\N".join(lines)))
     return subs
 
 
 def write_subtitle_files(cues: Sequence[Cue], srt_path: Path, vtt_path: Path) -> None:
-    """Write the cues as SRT and WebVTT, each atomically.
+    """Write the cues as SRT and WebVTT, each atomically, with every line plain text escaped
+    for its format (:func:`escape_srt`, :func:`escape_vtt`).
 
     Zero cues give an empty SRT and a VTT holding only the ``WEBVTT`` header. (pysubs2 cannot
     auto-detect the format of an empty SRT; load it with ``format_="srt"``.)
     """
-    subs = _ssa_file(cues)
-    # keep_ssa_tags: text is plain, so braces in dialogue must not be parsed as override tags.
-    write_with(srt_path, lambda tmp: subs.save(str(tmp), format_="srt", keep_ssa_tags=True))
-    write_with(vtt_path, lambda tmp: subs.save(str(tmp), format_="vtt", keep_ssa_tags=True))
+    srt, vtt = _ssa_file(cues, escape_srt), _ssa_file(cues, escape_vtt)
+    # keep_ssa_tags: the text is plain and already escaped; pysubs2 must write it as it is.
+    write_with(srt_path, lambda tmp: srt.save(str(tmp), format_="srt", keep_ssa_tags=True))
+    write_with(vtt_path, lambda tmp: vtt.save(str(tmp), format_="vtt", keep_ssa_tags=True))
 
 
 # --------------------------------------------------------------------------- bilingual

@@ -89,13 +89,14 @@ def test_metrics_models_retry_while_an_analyst_holds_the_file(tmp_path: Path, in
     store.append("runs", [{"status": "success", "cues": 1}], run_id="r", title="t",
                  asset="subtitles")
     # The analyst keeps the file open until dbt has met the lock (its log says so; at most
-    # 45 s), then closes it: the first build fails, a retry succeeds.
+    # 180 s, for a loaded machine where dbt is slow to start), then closes it: the first
+    # build fails, a retry succeeds.
     dbt_log = home / "dbt" / "target" / "dbt.log"
     holder = subprocess.Popen([sys.executable, "-c", (
         "import duckdb, pathlib, time\n"
         f"con = duckdb.connect({str(home / 'cpw.duckdb')!r}, read_only=True)\n"
         "print('open', flush=True)\n"
-        f"log, end = pathlib.Path({str(dbt_log)!r}), time.monotonic() + 45\n"
+        f"log, end = pathlib.Path({str(dbt_log)!r}), time.monotonic() + 180\n"
         "while time.monotonic() < end and not (log.exists() and 'Could not set lock' in "
         "log.read_text(errors='replace')):\n"
         "    time.sleep(0.2)\n"

@@ -290,3 +290,39 @@ def test_time_budget_defers_but_always_makes_progress(inbox: Inbox) -> None:
     tick = evaluate_inbox(inbox.folder, registry, tick.cursor, max_new=100,
                           time_budget_s=1.5, clock=clock)
     assert len(tick.runs) == 2 and len(tick.cursor.pending) == 1
+
+
+def test_names_too_long_for_their_sidecars_are_rejected_with_a_note_and_an_event(
+        inbox: Inbox) -> None:
+    long_stem = "L" * 250  # NAME.glossary.tsv and NAME.error.txt cannot exist beside it
+    film = inbox.folder / f"{long_stem}.wav"
+    film.write_bytes(wav_bytes(300))  # good audio: the name alone is the problem
+    hindi = inbox.folder / ("दिल" * 27 + ".wav")  # 81 letters, 247 bytes
+    hindi.write_bytes(wav_bytes(301))
+    edge = inbox.folder / ("E" * 242 + ".mkv")  # fits, but not media; its note's temp name
+    edge.write_text("not a film\n")  # (.NAME.error.txt.XXXXXXXX.tmp) is over 255 bytes
+
+    assert inbox.settle().run_requests == [] and inbox.added == []
+    rejected = inbox.folder / "rejected"
+    assert not film.exists() and (rejected / film.name).read_bytes() == wav_bytes(300)
+    assert (rejected / hindi.name).exists()
+    notes = {p.name: p.read_text() for p in rejected.glob("*.error.txt")}
+    assert len(notes) == 3 and all(len(os.fsencode(n)) <= 255 for n in notes)
+    long_note = next(text for name, text in notes.items() if name.startswith("L" * 200))
+    assert "file name too long" in long_note and str(film) in long_note
+    assert "E" * 242 + ".error.txt" in notes  # fits exactly: not shortened
+    assert "NotMediaError" in notes["E" * 242 + ".error.txt"]
+
+    events = inbox.events("rejected")
+    assert {e["path"] for e in events} == {str(film), str(hindi), str(edge)}
+    assert all("rename the file to at most 246 bytes" in e["message"]
+               for e in events if e["path"] != str(edge))
+    store = EventStore(inbox.home / "events", inbox.home / "cpw.duckdb")
+    assert set(store.read("input_errors")["path"]) == {str(film), str(hindi), str(edge)}
+
+    film.write_bytes(wav_bytes(300))  # dropped again: ' (2)' would not fit, so cut short
+    assert inbox.settle().run_requests == []
+    assert len(list(rejected.glob("*.wav"))) == 3 and len(list(rejected.glob("*.txt"))) == 4
+    assert all(len(os.fsencode(p.name)) <= 255 for p in rejected.iterdir())
+    assert not [p for p in rejected.iterdir() if p.name.endswith(".tmp")]
+    assert len(inbox.events("rejected")) == 4 and inbox.pending == {}

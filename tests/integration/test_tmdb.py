@@ -7,12 +7,19 @@ TMDB API v3 or fails as programmed.
 from __future__ import annotations
 
 import json
+import logging
 import time
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from dagster._serdes import serialize_value
 
+from cpw_resources.services.reliability import Policy, Reliability, ServiceError
+from cpw_resources.services.tmdb import TmdbClient
 from tests.conftest import JFK, copy_to
 from tests.fake_service import fake_service, hang, ok, status
+from tests.trickle_server import trickle_server
 
 KEY = "0123456789abcdef0123456789abcdef"
 SEARCH = {"page": 1, "results": [{"id": 42, "title": "Ask Not", "release_date": "1961-01-20"}],
@@ -115,3 +122,68 @@ def test_a_second_round_after_a_burst_of_failures_gets_full_names(run_title, med
     calls = store.read("api_calls").sort("ts")
     assert calls["outcome"].to_list() == ["ok", "failed", "ok"]
     assert store.read("degradations").is_empty()
+
+
+def test_a_trickling_tmdb_ends_at_the_call_deadline(tmp_path):
+    """TMDB answering one byte every 2 s (read timeout 2.5 s, deadline 3 s): the call ends at
+    its deadline as a timeout, the attempt recorded, the connection closed, nothing cached."""
+    events: list[dict] = []
+    rel = Reliability(tmp_path / "breakers", Policy(deadline_s=3.0), on_event=events.append,
+                      sleep=lambda s: None)
+    with trickle_server(2.0) as server:
+        client = TmdbClient(server.url + "/3", rel, cache_dir=tmp_path / "responses",
+                            api_key=KEY, read_timeout_s=2.5)
+        started = time.monotonic()
+        with pytest.raises(ServiceError) as info:
+            client.film_cast("Ask Not", 1961)
+        took = time.monotonic() - started
+        assert server.hung_up.wait(3)
+    assert info.value.kind == "timeout" and 3.0 <= took < 4.0
+    assert [(e["operation"], e["attempts"], e["outcome"], e["error_class"]) for e in events] == [
+        ("search_movie", 1, "failed", "timeout")]
+    assert not (tmp_path / "responses").exists()
+
+
+ODD_OPENAI_KEY = 'q7"Z/+k'  # short, random, no sk- prefix: only knowing it can mask it
+
+
+def _forms(secret: str) -> list[bytes]:
+    texts = {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
+    return [t.encode() for t in texts]
+
+
+def test_keys_echoed_by_tmdb_and_the_llm_appear_nowhere(run_title, media_dir, tmdb, home, store,
+                                                        instance, monkeypatch, caplog, capfd):
+    """TMDB's 401 and the LLM's 401 both repeat the key they were sent. The title finishes
+    (degraded), and neither key is in the errors, any file under the home, the Dagster run's
+    event log and storage, or the captured logs and output."""
+    caplog.set_level(logging.DEBUG)
+    tmdb.program(status(401, {"status_code": 7, "status_message": f"Invalid API key {KEY}; "
+                              f"you sent api_key={KEY}"}))
+    with fake_service() as llm:
+        llm.program(status(401, {"error": {"message": f"Incorrect API key: {ODD_OPENAI_KEY}"}}))
+        monkeypatch.setenv("OPENAI_BASE_URL", llm.url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", ODD_OPENAI_KEY)
+        monkeypatch.setenv("CPW_TRANSLATION_BACKEND", "llm")
+        monkeypatch.setenv("CPW_TRANSLATION_LLM", "openai:gpt-4o-mini")
+        monkeypatch.setenv("CPW_TARGET_LANGUAGE", "fr")  # English audio: the LLM is asked
+        run = run_title(_film(media_dir))
+        assert len(llm.requests) == 1
+    assert run.success and len(tmdb.requests) == 1
+    degradations = store.read("degradations")
+    assert sorted(degradations["kind"]) == ["auth", "translation_failed"]
+    messages = " ".join(degradations["message"])
+    assert "Invalid API key ***" in messages and "Incorrect API key: ***" in messages
+
+    forms = _forms(KEY) + _forms(ODD_OPENAI_KEY)
+    files = [p for p in home.rglob("*") if p.is_file()]
+    files += [p for p in Path(instance.root_directory).rglob("*") if p.is_file()]
+    assert len(files) > 20
+    for path in files:
+        data = path.read_bytes()
+        assert not [f for f in forms if f in data], path
+    logged = [serialize_value(entry) for entry in instance.all_logs(run.result.run_id)]
+    assert any("TMDB unavailable" in text for text in logged)
+    out, err = capfd.readouterr()
+    seen = "\n".join([*logged, caplog.text, out, err]).encode()
+    assert not [f for f in forms if f in seen]

@@ -90,8 +90,10 @@ def test_graph_shape_and_partitions() -> None:
         node = graph.get(AssetKey(name))
         assert {p.to_user_string() for p in node.parent_keys} == parents
         assert node.partitions_def is not None and node.partitions_def.name == "titles"
-    assert graph.get(AssetKey("transcript")).pools == {"asr"}
-    assert graph.get(AssetKey("translation")).pools == {"asr"}
+    # Whisper steps take machine-wide flock slots instead of a Dagster pool: a step waiting
+    # for a pool slot spins and ignores SIGTERM, and a killed run keeps its pool slot.
+    assert not graph.get(AssetKey("transcript")).pools
+    assert not graph.get(AssetKey("translation")).pools
     job = defs.resolve_job_def("subtitle_job")
     assert job.executor_def.name == "in_process"
     checks = {key.name for key in graph.asset_check_keys

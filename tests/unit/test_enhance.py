@@ -18,8 +18,10 @@ from cpw_resources.llm.enhance import (
     select,
 )
 from cpw_resources.llm.pricing import Price, Pricing
-from cpw_resources.llm.providers import AnthropicProvider, OpenAIProvider
+from cpw_resources.llm.providers import AnthropicProvider, OpenAIProvider, Sent
+from cpw_resources.orchestration.resources import resources_for
 from cpw_resources.services.reliability import Policy, Reliability
+from cpw_resources.settings import Settings
 from tests.fake_llm import anthropic_reply, openai_reply, serve
 from tests.fake_service import fake_service, status
 
@@ -48,7 +50,8 @@ def rel(tmp_path: Path) -> Reliability:
     events: list[dict] = []
     layer = Reliability(tmp_path / "breakers", Policy(fail_max=3), on_event=events.append,
                         sleep=lambda s: None)
-    layer.events = events
+    layer.events, layer.degradations = events, []
+    layer.on_degradation = layer.degradations.append
     return layer
 
 
@@ -229,19 +232,132 @@ def test_cache_makes_reruns_and_repeated_lines_free(openai_server, rel, tmp_path
     assert hits == [("openai", "gpt-4o-mini", 13)]
 
 
+def _sent(body: dict, max_tokens: int) -> Sent:
+    """What the engine sent in one Chat Completions request, as it measures it."""
+    return Sent.of(body["messages"][0]["content"], body["messages"][1]["content"],
+                   body["response_format"]["json_schema"]["schema"], max_tokens)
+
+
 def test_budget_stops_enhancement_and_keeps_the_mt_text(openai_server, rel, tmp_path):
     serve(openai_server)
-    pricey = Price(100.0, 400.0, MINI.as_of)  # ~$0.1 a request
+    pricey = Price(100.0, 400.0, MINI.as_of)
     lines = _lines(90)
     reasons = _reasons(lines)
-    budget = Budget(title_limit=0.25, day_limit=10.0, title_spent=0.1)
-    out = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path, budget,
-                    batch_size=10).run(lines, reasons, TERMS)
+    first = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path, batch_size=10,
+                      max_tokens=300).run(lines[:3], _reasons(lines[:3]), TERMS)
+    worst = _sent(_bodies(openai_server)[0], 300).worst_cost(pricey)
+    assert first.requests == 1 and first.cost_usd < worst / 2  # a real reply costs far less
+    openai_server.program()
+    serve(openai_server)
+    limit = 0.1 + 1.5 * worst
+    budget = Budget(title_limit=limit, day_limit=10.0, title_spent=0.1)
+    out = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path / "b", budget,
+                    batch_size=10, max_tokens=300).run(lines, reasons, TERMS)
     assert out.budget_stopped and out.requests == len(openai_server.requests) >= 1
     assert out.count("enhanced") == 10 * out.requests
     assert out.count("budget") == len(reasons) - out.count("enhanced") > 0
     assert all(out.text[i] == lines[i].translation for i in reasons if out.status[i] == "budget")
-    assert budget.title_spent <= 0.25 and out.cost_usd == pytest.approx(budget.title_spent - 0.1)
+    assert budget.title_spent <= limit and out.cost_usd == pytest.approx(budget.title_spent - 0.1)
+
+
+def _claiming(server, usage):
+    """Serve the editor model, but report ``usage(request body)`` as the reply's usage."""
+    def chooser(path):
+        body = json.loads(server.requests[-1]["body"])
+        fault = openai_reply(body)
+        fault.body["usage"] = dict(zip(("prompt_tokens", "completion_tokens"), usage(body),
+                                       strict=True))
+        return fault
+
+    server.chooser = chooser
+
+
+def test_no_reply_spends_more_than_the_room_it_was_checked_against(openai_server, rel,
+                                                                    tmp_path):
+    """A provider that claims the most it plausibly can (every byte a token plus the chat
+    format, all of max_tokens) books exactly the worst case the engine checked: with room for
+    about 2.5 of them, two requests go and the third is refused; nothing passes the limit."""
+    _claiming(openai_server, lambda body: (_sent(body, 300).max_input_tokens, 300))
+    pricey = Price(100.0, 400.0, MINI.as_of)
+    lines = _lines(90)
+    probe = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path,
+                      batch_size=10, max_tokens=300).run(lines[:30], _reasons(lines[:30]), TERMS)
+    worst = _sent(_bodies(openai_server)[0], 300).worst_cost(pricey)
+    assert probe.cost_usd == pytest.approx(worst)  # the claim was plausible: booked as is
+    openai_server.requests.clear()
+    budget = Budget(title_limit=2.5 * worst, day_limit=10.0)
+    out = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path / "b", budget,
+                    batch_size=10, max_tokens=300).run(lines, _reasons(lines), TERMS)
+    assert out.requests == 2 and out.budget_stopped and out.count("budget") == 10
+    booked = [_sent(body, 300).worst_cost(pricey) for body in _bodies(openai_server)]
+    assert budget.title_spent == pytest.approx(sum(booked))
+    assert budget.title_spent <= budget.title_limit
+    assert rel.degradations == []
+
+
+def test_an_ask_again_is_checked_against_the_budget_too(openai_server, rel, tmp_path):
+    """A bad reply is asked again only if the room still holds the worst case."""
+    def bad(body):
+        fault = openai_reply(body, content="not JSON")
+        fault.body["usage"] = {"prompt_tokens": _sent(body, 300).max_input_tokens,
+                               "completion_tokens": 300}
+        return fault
+
+    openai_server.chooser = lambda path: bad(json.loads(openai_server.requests[-1]["body"]))
+    pricey = Price(100.0, 400.0, MINI.as_of)
+    lines = _lines(3)
+    probe = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path,
+                      max_tokens=300).run(lines, _reasons(lines), TERMS)
+    assert probe.requests == 2  # asked, asked again, rejected: the budget was no obstacle
+    worst = _sent(_bodies(openai_server)[0], 300).worst_cost(pricey)
+    openai_server.requests.clear()
+    budget = Budget(title_limit=1.5 * worst, day_limit=10.0)
+    out = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path / "b", budget,
+                    max_tokens=300).run(lines, _reasons(lines), TERMS)
+    assert out.requests == 1 and out.budget_stopped
+    assert budget.title_spent == pytest.approx(worst)
+    assert budget.title_spent <= budget.title_limit
+
+
+@pytest.mark.parametrize("claimed", [10**9, -840_000_000, 2**63 - 1])
+def test_a_lying_reply_books_the_estimate_and_other_titles_keep_their_day(
+        openai_server, tmp_path, claimed):
+    """Title A's provider claims absurd usage: A books the request's estimate (recorded as a
+    degradation naming the provider, the claim and what was booked), and title B, the same
+    day, keeps its whole budget."""
+    reliability = resources_for(Settings(home=tmp_path / "cpw"))["reliability"]
+    store = reliability.store.events
+    lines = _lines(30)
+
+    def enhance(title: str) -> object:
+        calls = reliability.for_call(run_id=f"run-{title}", title=title,
+                                     asset="enhanced_translation", secrets=[KEY])
+        return _enhancer([(_openai(openai_server, calls), MINI)], tmp_path / title,
+                         Budget(0.50, 10.0, *store.spent(title))).run(lines, _reasons(lines),
+                                                                       TERMS)
+
+    _claiming(openai_server, lambda body: (claimed, 40))
+    lying = enhance("A")
+    assert lying.requests == 1 and lying.count("enhanced") == 10
+    title_a, day = store.spent("A")
+    worst = _sent(_bodies(openai_server)[0], 4096).worst_cost(MINI)
+    assert 0 < title_a == day <= worst and title_a == pytest.approx(lying.cost_usd)
+    [note] = store.read("degradations").iter_rows(named=True)
+    assert (note["title"], note["service"], note["kind"]) == ("A", "openai", "implausible_usage")
+    assert f" {claimed} input" in note["message"] and "booked the request's estimate" in (
+        note["fallback"])
+
+    assert store.spent("B") == (0.0, day) and Budget(0.50, 10.0, *store.spent("B")).room() > 0.49
+    openai_server.requests.clear()
+    serve(openai_server)
+    honest = enhance("B")
+    assert not honest.budget_stopped and honest.count("enhanced") == 10
+
+
+def test_a_negative_total_spent_makes_no_room():
+    """A bad record (a negative total) counts as nothing spent, never as money back."""
+    budget = Budget(title_limit=0.0003, day_limit=10.0, title_spent=-840.0, day_spent=-840.0)
+    assert budget.room() == pytest.approx(0.0003)
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
@@ -250,6 +366,7 @@ def test_costs_are_right_to_the_cent_for_known_token_counts(rel, kind):
              "anthropic": (200_000, 10_000, "claude-haiku-4-5", 0.25)}
     tokens_in, tokens_out, model, dollars = known[kind]
     counts = iter([tokens_in, tokens_out])
+    user = "x" * tokens_in  # a request of that size (the count must be plausible for it)
     with fake_service() as server:
         price = Pricing.load().price(kind, model)
         if kind == "openai":
@@ -264,11 +381,12 @@ def test_costs_are_right_to_the_cent_for_known_token_counts(rel, kind):
                 count=lambda _: next(counts)))
             provider = AnthropicProvider(model, rel, base_url=server.url, api_key=KEY,
                                          price=price)
-        done = provider.complete("s", "u")
+        done = provider.complete("s", user, max_tokens=tokens_out)
     assert (done.input_tokens, done.output_tokens) == (tokens_in, tokens_out)
     assert round(done.cost_usd, 2) == round(dollars, 2) and done.cost_usd == pytest.approx(dollars)
     assert rel.events[-1]["cost_usd"] == pytest.approx(dollars)
     assert (rel.events[-1]["input_tokens"], rel.events[-1]["model"]) == (tokens_in, model)
+    assert rel.degradations == []
 
 
 def test_an_injection_in_a_transcript_line_changes_nothing(openai_server, rel, tmp_path):

@@ -14,7 +14,8 @@ from cpw_resources.llm import translate
 from cpw_resources.llm.engine import Budget, Engine, ReplyCache, parse_reply
 from cpw_resources.llm.enhance import Enhancer, EnhanceTask, Line
 from cpw_resources.llm.pricing import Price, Pricing
-from cpw_resources.llm.providers import AnthropicProvider, Completion, OpenAIProvider
+from cpw_resources.llm.providers import AnthropicProvider, Completion, OpenAIProvider, Sent
+from cpw_resources.llm.translate import TranslateTask
 from cpw_resources.records import Segment, Word
 from cpw_resources.services.reliability import SERVER, Policy, Reliability, ServiceError
 from tests.fake_llm import anthropic_reply
@@ -156,7 +157,12 @@ def test_budget_stops_before_the_request_that_would_pass_it() -> None:
     pricey = Price(1000.0, 4000.0, PRICE.as_of)
     provider = Scripted(translations(), price=pricey)
     per_request = pricey.cost(100, 10)
-    budget = Budget(title_limit=2.5 * per_request, day_limit=100.0)
+    # Each request is checked at its worst case (all it sends, all of max_tokens) and books
+    # 100 + 10 tokens: room for the worst case plus 1.5 bookings lets exactly two through.
+    task = TranslateTask("hi", "en", [])
+    worst = Sent.of(task.system(), task.user(segs(10)[:2], []), TranslateTask.schema,
+                    4096).worst_cost(pricey)
+    budget = Budget(title_limit=worst + 1.5 * per_request, day_limit=100.0)
     done = translate.run([(provider, pricey)], segs(10), source="hi", target="en",
                          batch_size=2, budget=budget)
     assert done.budget_stopped and done.requests == len(provider.requests) >= 1

@@ -313,3 +313,209 @@ def test_fingerprint_does_not_depend_on_fft_chunking(
     monkeypatch.setattr(media, "_CHUNK_FRAMES", 7)
 
     assert fingerprint(samples) == whole
+
+
+def test_fingerprint_wav_streams_to_the_same_values(
+    decoded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Blocks that split frames (1001 samples, 30 ms frames of 480) and ones far bigger than a
+    # frame chunk must give what the whole array gives.
+    path = tmp_path / "five minutes.wav"
+    samples = np.tile(decoded(JFK), 28)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        wav.writeframes((samples * 32768).astype("<i2").tobytes())
+    whole = fingerprint(load_wav(path))
+
+    for block in (1001, 480 * 7, 1 << 22):
+        monkeypatch.setattr(media, "WAV_BLOCK_SAMPLES", block)
+        assert media.fingerprint_wav(path) == pytest.approx(whole, abs=1e-3), block
+    assert whole["speech_ratio"] > 0.45
+
+
+# --- reading a WAV span by span --------------------------------------------------------------
+
+
+def test_wav_reader_spans_match_the_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "stereo.wav"
+    frames = np.arange(-5000, 5000, dtype=np.int16).reshape(-1, 2)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        wav.writeframes(frames.tobytes())
+    reader = media.WavReader(path)
+    whole = load_wav(path)
+
+    assert reader.frames == whole.size == 5000
+    assert reader.duration_s == pytest.approx(5000 / SAMPLE_RATE)
+    np.testing.assert_array_equal(reader.read(1234, 2345), whole[1234:2345])
+    np.testing.assert_array_equal(np.concatenate(list(reader.blocks(777))), whole)
+    assert reader.read(4990, 9999).size == 10  # clipped to the file, never past it
+    assert reader.read(-10, 0).size == 0
+
+
+@pytest.mark.parametrize("make", [mf.not_media, mf.zero_byte])
+def test_wav_reader_of_a_non_wav_names_the_file(make, tmp_path: Path) -> None:
+    path = make(tmp_path)
+    with pytest.raises(CorruptMediaError, match=path.name):
+        media.WavReader(path)
+
+
+def test_wav_reader_of_a_missing_file_is_a_media_error(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="gone.wav"):
+        media.WavReader(tmp_path / "gone.wav")
+
+
+# --- which audio track -----------------------------------------------------------------------
+
+FR_MONO = mf.Track(mf.tone(300), "mono", "fre")
+EN_STEREO = mf.Track(mf.tone(1000), "stereo", "eng")
+
+
+def decoded_hz(src: Path, dest: Path, track: int | None = None) -> float:
+    return mf.dominant_hz(load_wav(decode_to_wav(src, dest, track=track).path))
+
+
+@pytest.mark.parametrize("name", ["two.mkv", "two.mp4"])
+def test_french_mono_first_english_stereo_second(name: str, tmp_path: Path) -> None:
+    # The file. MP4 flags its first track default, Matroska here flags none.
+    src = mf.multi_track(tmp_path, name, [FR_MONO, EN_STEREO])
+    flagged = media.choose_audio_track(src).track.default
+
+    english = media.choose_audio_track(src, language="en")
+    french = media.choose_audio_track(src, language="fr")
+    unmatched = media.choose_audio_track(src, language="hi")
+
+    assert english.track.number == 1 and "language tag eng" in english.reason
+    assert french.track.number == 0 and "language tag fre" in french.reason
+    assert unmatched.track.number == (0 if flagged else 1)
+    assert unmatched.reason == ("flagged default" if flagged else "most channels (2)")
+    assert (english.track.language, english.track.channels) == ("eng", 2)
+    assert english.summary()["tracks"] == 2
+
+
+def test_decode_without_a_pick_follows_the_rule_not_ffmpegs_first_track(tmp_path: Path) -> None:
+    src = mf.multi_track(tmp_path, "two.mkv", [FR_MONO, EN_STEREO])
+    with av.open(str(src)) as container:  # FFmpeg's own "best" is the French track here
+        assert container.streams.best("audio").index == 0
+
+    assert decoded_hz(src, tmp_path / "a.wav") == pytest.approx(1000, abs=5)
+    assert decoded_hz(src, tmp_path / "b.wav", track=0) == pytest.approx(300, abs=5)
+
+
+THREE = [
+    mf.Track(mf.tone(500), "stereo", "eng"),
+    mf.Track(mf.tone(1000), "stereo", "hin", default=True),
+    mf.Track(mf.tone(2000), "5.1", "hin"),
+]
+
+
+@pytest.mark.parametrize(("language", "number", "reason"), [
+    (None, 1, "flagged default"),
+    ("hi", 1, "language tag hin matches the wanted language hi; flagged default"),
+    ("en", 0, "language tag eng matches the wanted language en"),
+    ("de", 1, "flagged default"),
+])
+def test_three_tracks_language_then_default(language, number, reason, tmp_path: Path) -> None:
+    src = mf.multi_track(tmp_path, "three.mkv", THREE)
+
+    choice = media.choose_audio_track(src, language=language)
+
+    assert (choice.track.number, choice.reason) == (number, reason)
+
+
+@pytest.mark.parametrize(("pick", "number"), [
+    ("2", 2), (" 0 ", 0), ("eng", 0), ("en", 0), ("EN-gb", 0), ("hi", 1), ("hin", 1),
+])
+def test_a_pick_by_number_or_language_tag_wins(pick, number, tmp_path: Path) -> None:
+    src = mf.multi_track(tmp_path, "three.mkv", THREE)
+
+    choice = media.choose_audio_track(src, pick=pick, language="hi")
+
+    assert choice.track.number == number
+    assert choice.reason.startswith(f"CPW_AUDIO_TRACK = {pick.strip()}")
+    hz = {0: 500, 1: 1000, 2: 2000}[number]
+    assert decoded_hz(src, tmp_path / "out.wav", choice.track.number) == pytest.approx(hz, abs=5)
+
+
+@pytest.mark.parametrize("pick", ["3", "de", "-1", "1.5", "a:1", "٣", "99999999999999999999"])
+def test_a_pick_the_file_lacks_is_one_line_listing_its_tracks(pick, tmp_path: Path) -> None:
+    src = mf.multi_track(tmp_path, "three.mkv", THREE)
+
+    with pytest.raises(MediaError) as raised:
+        media.choose_audio_track(src, pick=pick, pick_source="three.json audio_track")
+
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(str(src))
+    assert f"three.json audio_track = {pick!r}" in message
+    assert "0: eng, opus, 2 ch; 1: hin, opus, 2 ch, default; 2: hin, opus, 6 ch" in message
+
+
+def test_decoding_a_track_number_the_file_lacks_is_a_media_error(tmp_path: Path) -> None:
+    src = mf.multi_track(tmp_path, "two.mkv", [FR_MONO, EN_STEREO])
+    with pytest.raises(MediaError, match="has no audio track 2; its audio tracks are 0: fre"):
+        decode_to_wav(src, tmp_path / "out.wav", track=2)
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_untagged_and_undetermined_tracks_fall_back_to_channels(tmp_path: Path) -> None:
+    src = mf.multi_track(tmp_path, "untagged.mkv", [
+        mf.Track(mf.tone(300), "mono"), mf.Track(mf.tone(1000), "stereo", "und")])
+
+    choice = media.choose_audio_track(src, language="fr")
+
+    assert choice.track.number == 1 and choice.reason == "most channels (2)"
+    # Matroska reads "und" back as no tag at all; either way no language is known.
+    assert [media.language_code(t.language) for t in choice.tracks] == [None, None]
+
+
+def test_equal_tracks_take_the_first_and_a_single_track_says_so(tmp_path: Path) -> None:
+    twins = mf.multi_track(tmp_path, "twins.mkv", [FR_MONO, mf.Track(mf.tone(700), "mono")])
+    single = mf.multi_track(tmp_path, "single.mkv", [EN_STEREO])
+
+    assert media.choose_audio_track(twins).reason == "first of the equal tracks"
+    assert media.choose_audio_track(single, pick="").reason == "the only audio track"
+
+
+def test_undecodable_tracks_are_skipped_unless_picked(tmp_path: Path) -> None:
+    tracks = [media.AudioTrack(0, 0, "eng", None, 6, True),
+              media.AudioTrack(1, 1, "eng", "aac", 2, False)]
+    src = tmp_path / "film.mkv"
+
+    assert media.select_track(tracks, src, language="en").track.number == 1
+    with pytest.raises(MediaError, match="cannot decode; its audio tracks are 0: eng, "
+                                         "undecodable codec, 6 ch, default"):
+        media.select_track(tracks, src, pick="0")
+
+
+@pytest.mark.parametrize(("tag", "code"), [
+    ("fre", "fr"), ("fra", "fr"), ("FR", "fr"), ("fr-CA", "fr"), ("pt_BR", "pt"),
+    ("hin", "hi"), ("ger", "de"), ("chi", "zh"), ("und", None), ("", None), (None, None),
+    ("tlh", "tlh"),
+])
+def test_language_code_normalises_the_forms_files_use(tag, code) -> None:
+    assert media.language_code(tag) == code
+
+
+def test_probe_reports_the_track_the_rule_chooses(tmp_path: Path) -> None:
+    src = mf.multi_track(tmp_path, "two.mkv", [FR_MONO, EN_STEREO])
+
+    result = media.probe(src)
+
+    assert (result.channels, result.audio_streams) == (2, 2)
+
+
+def test_a_crafted_language_tag_cannot_break_the_one_line_error(tmp_path: Path) -> None:
+    tag = "eng\nINJECTED: all good " + "y" * 5000
+    src = mf.multi_track(tmp_path, "crafted.mka", [mf.Track(mf.tone(300), language=tag)])
+
+    with pytest.raises(MediaError) as raised:
+        media.choose_audio_track(src, pick="fr")
+
+    message = str(raised.value)
+    assert "\n" not in message and len(message) < 500 + len(str(src))
+    assert "0: eng?INJECTED?all?good?yyy" in message
+    assert media.choose_audio_track(src).track.language == "eng?INJECTED?all?good?" + "y" * 13

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-from cpw_resources.services.reliability import Policy, Reliability, ServiceError, redact
+from cpw_resources.services.reliability import (
+    Policy,
+    Reliability,
+    ServiceError,
+    http_client,
+    redact,
+)
 from tests.fake_service import fake_service, hang, malformed, ok, reset, status
+from tests.trickle_server import trickle_server
 
 SECRET = "sk-test-abcdefghijklmnopqrstuvwxyz0123"
 
@@ -37,10 +47,14 @@ def layer(tmp_path: Path, waits: list[float]):
 
 
 def _get(server, read_timeout: float = 2.0):
+    return _get_with(server.url, read_timeout)
+
+
+def _get_with(url: str, read_timeout: float = 2.0):
     def call():
-        with httpx.Client(timeout=httpx.Timeout(read_timeout, connect=1.0),
-                          headers={"Authorization": f"Bearer {SECRET}"}) as client:
-            response = client.get(server.url + "/v1/thing")
+        with http_client(httpx, connect_s=1.0, read_s=read_timeout,
+                         headers={"Authorization": f"Bearer {SECRET}"}) as client:
+            response = client.get(url + "/v1/thing")
             response.raise_for_status()
             return response.json()
     return call
@@ -119,6 +133,22 @@ def test_breaker_opens_fails_fast_across_processes_and_recovers(server, tmp_path
     events: list[dict] = []
     rel = Reliability(tmp_path / "breakers", Policy(fail_max=3, reset_timeout_s=1.0),
                       on_event=events.append, sleep=waits.append)
+    # Another process, started (imports done) before the breaker opens, calls once told to.
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from cpw_resources.services.reliability import Reliability, Policy, ServiceError\n"
+        f"rel = Reliability(Path({str(tmp_path / 'breakers')!r}), Policy(fail_max=3,"
+        " reset_timeout_s=1.0))\n"
+        "sys.stdin.readline()\n"
+        "t = time.perf_counter()\n"
+        "try:\n"
+        "    rel.call('tmdb', 'search', lambda: 1 / 0)\n"
+        "except ServiceError as e:\n"
+        "    print(e.kind, rel.state('tmdb'), round((time.perf_counter() - t) * 1000, 2))\n"
+    )
+    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
     server.program(status(503))
     for failed_calls in range(1, 4):
         assert rel.state("tmdb") == "closed"
@@ -133,21 +163,8 @@ def test_breaker_opens_fails_fast_across_processes_and_recovers(server, tmp_path
     assert info.value.kind == "breaker_open"
     assert len(server.requests) == 12  # failed without calling (speed: bench_reliability.py)
 
-    # Another process sees the same open breaker and does not call either.
-    code = (
-        "import sys, time\n"
-        "from pathlib import Path\n"
-        "from cpw_resources.services.reliability import Reliability, Policy, ServiceError\n"
-        f"rel = Reliability(Path({str(tmp_path / 'breakers')!r}), Policy(fail_max=3,"
-        " reset_timeout_s=1.0))\n"
-        "t = time.perf_counter()\n"
-        "try:\n"
-        "    rel.call('tmdb', 'search', lambda: 1 / 0)\n"
-        "except ServiceError as e:\n"
-        "    print(e.kind, rel.state('tmdb'), round((time.perf_counter() - t) * 1000, 2))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout.split()
+    # The other process sees the same open breaker and does not call either.
+    out = other.communicate("go\n", timeout=30)[0].split()
     assert out[:2] == ["breaker_open", "open"] and float(out[2]) < 500  # no retry waits
 
     time.sleep(1.1)  # reset timeout: the next call is the half-open trial
@@ -179,6 +196,74 @@ def test_client_errors_do_not_trip_the_breaker(server, tmp_path):
 def test_redact_masks_keys_and_tokens():
     text = redact(f"key {SECRET} Bearer abc.def-123 url?api_key=XYZ&x=1", ("XYZ",))
     assert SECRET not in text and "abc.def-123" not in text and "XYZ" not in text
+
+
+# Configured secrets no pattern knows: short, hex, with characters each encoding changes.
+SHAPES = ["k3Y", "0123456789abcdef0123456789abcdef", 'a/b+c "d"=é', "eyJhbGciOi.J9.x_y-z"]
+
+
+@pytest.mark.parametrize("key", SHAPES)
+def test_configured_secrets_are_masked_in_errors_events_and_logs(server, tmp_path, key, caplog):
+    """The key goes out in the query string (URL-encoded) and comes back in a 401 body, as is
+    and JSON-escaped; the HTTP library logs the URL. None of it shows."""
+    events: list[dict] = []
+    rel = Reliability(tmp_path / "b", Policy(), on_event=events.append, sleep=lambda s: None,
+                      secrets=[key, None, ""])
+    caplog.set_level(logging.DEBUG)
+    server.program(status(401, {"status_message": f"Invalid API key: {key}", "raw": key}))
+
+    def call():
+        with http_client(httpx, connect_s=1, read_s=2) as client:
+            response = client.get(server.url + "/3/search/movie", params={"api_key": key})
+            response.raise_for_status()
+
+    with pytest.raises(ServiceError) as info:
+        rel.call("tmdb", "search_movie", call)
+    assert "HTTP Request" in caplog.text  # httpx did log the request line
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    seen = "\n".join([str(info.value), repr(info.value.args), json.dumps(events),
+                      json.dumps(events, ensure_ascii=False), caplog.text])
+    for form in (key, quote(key, safe=""), json.dumps(key)[1:-1]):
+        assert form not in seen
+
+
+def test_a_body_that_trickles_cannot_outlive_the_deadline(tmp_path):
+    """One byte every 2 s: no read waits the 2.5 s read timeout, the call still ends at its
+    3 s deadline, as a timeout (no retry: the deadline is spent), and hangs up."""
+    events: list[dict] = []
+    rel = Reliability(tmp_path / "b", Policy(deadline_s=3.0), on_event=events.append,
+                      sleep=lambda s: None)
+    for headers_too in (False, True):
+        with trickle_server(2.0, headers_too=headers_too) as server:
+            started = time.monotonic()
+            with pytest.raises(ServiceError) as info:
+                rel.call("tmdb", "search", _get_with(server.url, read_timeout=2.5))
+            assert 3.0 <= time.monotonic() - started < 4.0
+            assert server.hung_up.wait(3)
+        assert info.value.kind == "timeout" and info.value.attempts == 1
+        assert "deadline of 3 s" in str(info.value)
+        assert events[-1]["outcome"] == "failed" and events[-1]["error_class"] == "timeout"
+    assert rel.state("tmdb") == "closed"  # two failures of five: counted like any timeout
+
+
+def test_the_deadline_bounds_attempts_and_waits(server, tmp_path):
+    """A hung server with a 0.3 s read timeout: attempts stop at the 1 s deadline; and no
+    retry whose backoff would pass the deadline is waited for."""
+    waits: list[float] = []
+    rel = Reliability(tmp_path / "b", Policy(deadline_s=1.0, base_backoff_s=0.01),
+                      sleep=waits.append)
+    server.program(hang(30))
+    started = time.monotonic()
+    with pytest.raises(ServiceError) as info:
+        rel.call("openai", "chat", _get(server, read_timeout=0.3))
+    assert info.value.kind == "timeout" and 2 <= info.value.attempts <= 4
+    assert time.monotonic() - started < 2.0
+
+    server.program(status(429, retry_after="5"))
+    with pytest.raises(ServiceError) as info:
+        rel.call("openai", "chat", _get(server))
+    assert info.value.kind == "rate_limit" and info.value.attempts == 1
+    assert len(server.requests) == 1 and 5.0 not in waits
 
 
 def test_breaker_state_in_redis_is_shared(tmp_path):

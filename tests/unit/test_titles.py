@@ -163,3 +163,31 @@ def test_sidecars_are_found_and_fingerprinted(tmp_path: Path) -> None:
     (folder / "Swades.json").write_text('{"language": "hi"}')
     assert registry.register(film).sidecar_id != title.sidecar_id
     assert sidecar_id([]) == "" and sidecar_stat([]) == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed"),
+    [
+        ("x" * 250 + ".mkv", 246),  # NAME.glossary.tsv would be 263 bytes
+        ("दिल" * 27 + ".mkv", 246),  # 81 letters but 243 bytes: 3 bytes each in UTF-8
+        ("é" * 122 + ".webm", 247),  # 244 bytes before the extension
+        ("y" * 254, 242),  # no extension: the whole name is NAME
+    ],
+)
+def test_a_name_too_long_for_its_sidecars_is_refused_up_front(tmp_path: Path, name: str,
+                                                              allowed: int) -> None:
+    registry = TitleRegistry(tmp_path / "titles")
+    film = _film(tmp_path / "in", name, b"film" * 100)
+    with pytest.raises(MediaError, match=rf"file name too long: .* limit of 255; rename the "
+                                         rf"file to at most {allowed} bytes") as info:
+        registry.register(film)
+    assert info.value.path == film and "\n" not in str(info.value)
+    assert registry.all() == [] and registry.index().titles == {}
+
+
+def test_a_name_at_the_limit_registers_and_its_sidecars_can_exist(tmp_path: Path) -> None:
+    film = _film(tmp_path / "in", "z" * 242 + ".mkv", b"film" * 100)
+    for path in (Sidecars(film).glossary, Sidecars(film).metadata,
+                 film.with_name("z" * 242 + ".error.txt")):
+        path.write_text("")  # 255 bytes at most: these names exist
+    assert TitleRegistry(tmp_path / "titles").register(film).key == "z" * 60

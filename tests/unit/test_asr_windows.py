@@ -1,0 +1,86 @@
+"""Transcribing a long WAV window by window: cuts in pauses, nothing lost or repeated at a cut."""
+
+from __future__ import annotations
+
+import re
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cpw_resources.settings import Settings
+from cpw_resources.speech import asr
+from cpw_resources.speech.media import SAMPLE_RATE, WavReader
+from cpw_resources.speech.models import ModelRegistry
+from tests import media_fixtures as mf
+
+
+def write_wav(path: Path, samples: np.ndarray) -> WavReader:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        wav.writeframes(samples.astype("<i2").tobytes())
+    return WavReader(path)
+
+
+def noise(seconds: float, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(seconds * SAMPLE_RATE)) * 3000)
+
+
+def test_windows_cover_the_file_and_cut_in_the_pause(tmp_path: Path) -> None:
+    # 100 s of loud noise with a 0.8 s hush at 85 s: the 90 s window ends in the hush.
+    samples = noise(100)
+    samples[85 * SAMPLE_RATE : int(85.8 * SAMPLE_RATE)] *= 0.001
+    reader = write_wav(tmp_path / "loud.wav", samples)
+
+    spans = list(asr.windows(reader, window_s=90))
+
+    assert spans[0][0] == 0 and spans[-1][1] == reader.frames
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert 85.0 <= spans[0][1] / SAMPLE_RATE <= 85.8
+    assert all(hi - lo <= 90 * SAMPLE_RATE for lo, hi in spans)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.3, 59.0])
+def test_short_and_empty_files_are_one_window_or_none(seconds: float, tmp_path: Path) -> None:
+    reader = write_wav(tmp_path / "short.wav", noise(seconds))
+
+    spans = list(asr.windows(reader, window_s=60))
+
+    assert spans == ([(0, reader.frames)] if reader.frames else [])
+
+
+def test_a_long_silence_is_cut_into_bounded_windows(tmp_path: Path) -> None:
+    reader = write_wav(tmp_path / "silence.wav", np.zeros(25 * SAMPLE_RATE))
+
+    spans = list(asr.windows(reader, window_s=4))
+
+    assert sum(hi - lo for lo, hi in spans) == reader.frames
+    assert all(0 < hi - lo <= 4 * SAMPLE_RATE for lo, hi in spans)
+
+
+def test_windowed_transcript_keeps_every_line_once_on_the_films_clock(tmp_path: Path) -> None:
+    jfk = mf.speech("jfk.wav")
+    pause = np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.int16)
+    reader = write_wav(tmp_path / "jfk twice.wav", np.concatenate([pause, jfk, pause, jfk, pause]))
+    config = asr.AsrConfig.build("tiny.en", device="cpu", compute_type="auto", beam_size=5,
+                                 batch_size=1, vad_filter=True, cpu_threads=0)
+    model = asr.load_model(config, ModelRegistry.from_settings(Settings(home=tmp_path)))
+
+    result = asr.transcribe(model, reader, config, language="en", window_s=15)
+
+    cut = next(iter(asr.windows(reader, window_s=15)))[1] / SAMPLE_RATE
+    assert 12.5 <= cut <= 14.0  # in the pause between the two copies
+    text = " ".join(s.text for s in result.segments).lower()
+    assert len(re.findall(r"ask not what your country", text)) == 2, text
+    assert [s.id for s in result.segments] == list(range(len(result.segments)))
+    assert any(s.start > cut for s in result.segments)  # the second window, shifted
+    for before, after in zip(result.segments, result.segments[1:], strict=False):
+        assert before.end <= after.start
+    for seg in result.segments:
+        assert not seg.start < cut < seg.end  # no line spans the cut
+        assert seg.words and all(seg.start <= w.start <= w.end <= seg.end for w in seg.words)
+    assert result.duration_s == pytest.approx(reader.duration_s)
+    assert result.language == "en"

@@ -20,7 +20,6 @@ would need their text matched up at every seam, where a word can be lost or doub
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -49,12 +48,6 @@ WINDOW_S = 300.0
 CUT_SEARCH_S = 60.0
 #: ... measured as the energy over CUT_QUIET_S (longer than a gap between words).
 CUT_QUIET_S = 0.5
-#: Allocations from this size up get their own memory map, returned to the system when freed.
-#: glibc's default raises that threshold after each large free (up to 32 MB), after which each
-#: window's arrays come from the heap and fragment it: measured, the peak then creeps up
-#: ~35 MB per hour of film; with a fixed threshold it stays flat.
-MMAP_THRESHOLD_BYTES = 1 << 20
-_M_MMAP_THRESHOLD = -3  # mallopt parameter number, glibc's malloc.h
 
 
 @dataclass(frozen=True)
@@ -172,16 +165,6 @@ def _quietest_point(audio: WavReader, lo: int, hi: int) -> int:
     return lo + int(np.argmin(windowed)) + width // 2
 
 
-@functools.cache
-def _fix_mmap_threshold() -> None:
-    """Pin glibc's mmap threshold (see :data:`MMAP_THRESHOLD_BYTES`); elsewhere, nothing."""
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
-        pass
-
-
 @dataclass
 class _Detected:
     """The language over the windows so far: given, or fixed at the first window with speech."""
@@ -211,7 +194,6 @@ def transcribe(
     if audio.sample_rate != SAMPLE_RATE:
         raise MediaError(audio.path, f"is {audio.sample_rate} Hz; Whisper needs {SAMPLE_RATE} Hz "
                                      "(the audio stage writes it so — run `audio` again)")
-    _fix_mmap_threshold()
     duration = audio.duration_s
     detected = _Detected(language)
     segments: list[Segment] = []

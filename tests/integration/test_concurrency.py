@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 import wave
 from pathlib import Path
 
@@ -20,7 +21,6 @@ import psutil
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
 from dagster._core.execution.plan.objects import StepSuccessData
-from dagster._core.utils import make_new_run_id
 
 from cpw_resources.orchestration.instance import ensure_dagster_home
 from cpw_resources.settings import Settings
@@ -255,7 +255,7 @@ def test_a_run_waiting_for_a_live_holder_is_cheap_stoppable_and_bounded(tmp_path
 def _fake_run(instance: DagsterInstance, pid: int, step: str | None,
               started: float | None = None) -> str:
     """A run record as the in-process executor leaves it: started, with its pid logged."""
-    run = instance.add_run(DagsterRun(job_name="subtitle_job", run_id=make_new_run_id(),
+    run = instance.add_run(DagsterRun(job_name="subtitle_job", run_id=str(uuid.uuid4()),
                                       status=DagsterRunStatus.STARTED,
                                       tags={"dagster/partition": f"title-{pid}"}))
     instance.report_dagster_event(DagsterEvent(

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from dagster._serdes import serialize_value
+from dagster import serialize_value
 
 from cpw_resources.services.reliability import Policy, Reliability, ServiceError
 from cpw_resources.services.tmdb import TmdbClient

@@ -189,7 +189,7 @@ def remove_dead_temps(folder: Path) -> list[Path]:
     for path in folder.rglob(".*.tmp"):
         match = _TEMP_NAME.match(path.name)
         try:
-            if match is None or _writer_alive(int(match.group(1)), path.stat().st_mtime):
+            if match is None or process_alive(int(match.group(1)), path.stat().st_mtime):
                 continue
             path.unlink()
         except FileNotFoundError:  # published or removed meanwhile
@@ -198,10 +198,11 @@ def remove_dead_temps(folder: Path) -> list[Path]:
     return removed
 
 
-def _writer_alive(pid: int, written: float) -> bool:
+def process_alive(pid: int, since: float) -> bool:
+    """Process ``pid`` runs and is the one that was there at ``since`` (epoch seconds): a
+    process started later reused the pid of a dead one."""
     try:
         process = psutil.Process(pid)
-        # A process started after the file was last written reused the pid of a dead writer.
-        return process.create_time() <= written + 1 and process.status() != psutil.STATUS_ZOMBIE
+        return process.create_time() <= since + 1 and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False

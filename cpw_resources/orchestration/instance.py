@@ -23,10 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
-from cpw_resources.atomic import require_writable
+from cpw_resources.atomic import process_alive, require_writable
 from cpw_resources.settings import Settings
 from cpw_resources.store.events import EventStore
 
@@ -129,18 +128,10 @@ def _running_step(instance: DagsterInstance, run_id: str) -> str | None:
     return running[-1] if running else None
 
 
-def _alive(pid: int, since: float) -> bool:
-    try:
-        process = psutil.Process(pid)
-        # A process created after the run started is a new one that reused the pid.
-        return process.create_time() <= since + 1 and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
 
 def _dead(instance: DagsterInstance, run: DagsterRun) -> DeadRun | None:
     found = _executor_pid(instance, run.run_id)
-    if found is None or _alive(*found):
+    if found is None or process_alive(*found):
         return None
     return DeadRun(run.run_id, run.tags.get("dagster/partition", ""), found[0],
                    _running_step(instance, run.run_id))

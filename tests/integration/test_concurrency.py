@@ -18,8 +18,11 @@ import duckdb
 import numpy as np
 import polars as pl
 import psutil
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
-from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
+
+# No public constructor exists for an executor's pid event or a step's success data: these
+# two fake a crashed run's records exactly as Dagster writes them.
+from dagster._core.events import EngineEventData
 from dagster._core.execution.plan.objects import StepSuccessData
 
 from cpw_resources.orchestration.instance import ensure_dagster_home

@@ -21,11 +21,12 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cpw_resources import DATA_DIR
-from cpw_resources.language.matching import LETTER, contains, mentions
+from cpw_resources.language.matching import LETTER, TermIndex, contains
 from cpw_resources.llm.engine import Budget, Engine, Outcome, Prompt, ReplyCache, reply_schema
 from cpw_resources.llm.pricing import Price
 from cpw_resources.llm.providers import LlmProvider
@@ -111,13 +112,14 @@ def select(lines: Sequence[Line], glossary_terms: Sequence[dict[str, Any]],
     idioms = [c for c in cultural if c.language in (source, target)]
     back = {lang: re.compile(rf"^\W*{words}(?!{LETTER})", re.IGNORECASE)
             for lang, words in REFERS_BACK.items() if lang in (source, target)}
+    index = TermIndex(names)
     reasons: dict[int, list[str]] = {}
-    for index, line in enumerate(lines):
+    for n, line in enumerate(lines):
         why: list[str] = []
-        for term in names:
-            if mentions(line.source, term) or mentions(line.translation, term):
-                kind = "name" if term.get("kind") in ("character", "actor") else "glossary"
-                why.append(f"{kind}:{term['term']}")
+        for i in sorted(index.mentioned(line.source) | index.mentioned(line.translation)):
+            term = names[i]
+            kind = "name" if term.get("kind") in ("character", "actor") else "glossary"
+            why.append(f"{kind}:{term['term']}")
         for idiom in idioms:
             if contains(line.source if idiom.language == source else line.translation,
                         idiom.term):
@@ -131,7 +133,7 @@ def select(lines: Sequence[Line], glossary_terms: Sequence[dict[str, Any]],
                 not line.translation.strip()
                 or line.translation.strip().lower() == line.source.strip().lower()):
             why.append("untranslated")
-        if index > 0 and any(
+        if n > 0 and any(
                 p.search(line.source if lang == source else line.translation)
                 for lang, p in back.items()):
             why.append("refers_back")
@@ -162,9 +164,14 @@ class EnhanceTask:
         return self.prompt.render(source=self.source or "the original language",
                                   target=self.target)
 
+    @cached_property
+    def _index(self) -> TermIndex:
+        return TermIndex(self.terms)
+
     def _terms_in(self, lines: Sequence[Line]) -> list[dict[str, Any]]:
-        return [t for t in self.terms
-                if any(mentions(ln.source, t) or mentions(ln.translation, t) for ln in lines)]
+        found = set().union(*(self._index.mentioned(ln.source) | self._index.mentioned(
+            ln.translation) for ln in lines))
+        return [t for i, t in enumerate(self.terms) if i in found]
 
     def user(self, batch: Sequence[Line], context: Sequence[Line]) -> str:
         glossary = []

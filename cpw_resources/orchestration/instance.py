@@ -22,12 +22,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from cpw_resources.atomic import process_alive, require_writable
 from cpw_resources.settings import Settings
-from cpw_resources.store.events import EventStore
+
+if TYPE_CHECKING:
+    from cpw_resources.store.events import EventStore
 
 HEADER = "# Written by cpw from CPW_* settings; delete this line to keep your own edits.\n"
 IN_PROGRESS = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]

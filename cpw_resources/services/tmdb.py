@@ -17,8 +17,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from cpw_resources.atomic import write_json
 from cpw_resources.services.reliability import MALFORMED, Reliability, ServiceError, http_client
 
@@ -61,6 +59,8 @@ class TmdbClient:
                 headers["authorization"] = f"Bearer {self._read_token}"
             else:
                 query["api_key"] = self._api_key
+            import httpx  # ~0.3 s (it imports rich for its CLI): only when TMDB is asked
+
             with http_client(httpx, headers=headers, **self._timeouts) as client:
                 response = client.get(self.base_url + path, params=query)
                 response.raise_for_status()

@@ -18,7 +18,13 @@ from cpw_resources.orchestration.resources import (
     TitleRegistryResource,
     WhisperResource,
 )
-from cpw_resources.speech.asr import WINDOW_S, AsrConfig, is_multilingual, transcribe
+from cpw_resources.speech.asr import (
+    DECODING,
+    WINDOW_S,
+    AsrConfig,
+    is_multilingual,
+    transcribe,
+)
 from cpw_resources.store.cache import sha256_file
 from cpw_resources.store.sidecars import SUBTITLE_FORMATS, Sidecars
 from cpw_resources.subtitles.quality import load_reference, word_error_rate
@@ -40,6 +46,7 @@ def transcript(context: AssetExecutionContext, config: TranscriptConfig,
             config, model=whisper.models.identity(asr.model),
             asr=asdict(asr) | {"cpu_threads": None}, language=language,
             references={p.name: sha256_file(p) for p in references}, window_s=WINDOW_S,
+            decoding=DECODING,
         )
         if result is None:
             with st.asr_slot(whisper):

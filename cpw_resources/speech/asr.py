@@ -1,8 +1,10 @@
 """Speech recognition and speech translation with faster-whisper (CTranslate2).
 
 One backend for CPU and CUDA: :func:`load_model` resolves the name through the model
-registry and caches the loaded model per process; :func:`transcribe` streams segments with
-word timestamps and reports progress as a share of the audio; :func:`translate_segments` runs
+registry and caches the loaded model per process; :func:`transcribe` decodes exactly as plain
+faster-whisper does and takes word times in a separate alignment step that leaves the text
+unchanged (:mod:`cpw_resources.speech.words`, :data:`DECODING`), and reports progress as a
+share of the audio; :func:`translate_segments` runs
 Whisper's translate task (any language → English) on each transcript segment's audio so the
 translation keeps the transcript's ids and times.
 
@@ -38,6 +40,10 @@ from cpw_resources.speech.models import ModelRegistry
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_LOGPROB = -1.0
 _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
+
+#: How :func:`transcribe` decodes; part of the transcript's cache key, so a transcript made
+#: another way is made again.
+DECODING = "plain decoding, words aligned after each window"
 
 #: Longest audio transcribed in one call. faster-whisper's VAD and mel features of a window
 #: take ~60 MB per minute of it (measured: 10 min ≈ 560 MB, 5 min ≈ 300 MB), so this bounds
@@ -80,9 +86,9 @@ def resolve_device(device: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: Path, device: str, compute_type: str, cpu_threads: int) -> Any:
-    from faster_whisper import WhisperModel
+    from cpw_resources.speech.words import AligningWhisperModel
 
-    return WhisperModel(
+    return AligningWhisperModel(
         str(path),
         device=device,
         compute_type=compute_type,
@@ -229,7 +235,9 @@ def _transcribe_window(model: Any, samples: np.ndarray, config: AsrConfig,
     options: dict[str, Any] = dict(
         language=language,
         beam_size=config.beam_size,
-        word_timestamps=True,
+        # Sequential decoding: plain Whisper's text, words aligned after (speech/words.py).
+        # The batched pipeline does not follow words when it seeks, so it may ask for them.
+        word_timestamps=config.batch_size > 1,
         vad_filter=config.vad_filter,
         initial_prompt=initial_prompt,
     )

@@ -113,7 +113,7 @@ def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language
         "batch_size": config.batch_size, "vad_filter": config.vad_filter,
         "wall_seconds": asr_seconds,
         "realtime_factor": asr_seconds / audio_seconds if audio_seconds else None,
-        "segments": len(segments), "words": words, **proxies,
+        "segments": len(segments), "words": words, **proxies, "source": "pipeline",
     }])
     return {
         "audio_seconds": audio_seconds,

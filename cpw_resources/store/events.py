@@ -96,6 +96,14 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "avg_no_speech_prob": pl.Float64(),
         "avg_compression_ratio": pl.Float64(),
         "wer": pl.Float64(),
+        # Labels measured against a human reference (benchmarks/bench_quality.py on the
+        # evaluation corpus): source 'corpus', the film's condition, and the scores into
+        # English; rows a title run writes have source 'pipeline' (or null, before it existed).
+        "source": pl.String(),
+        "condition": pl.String(),
+        "target_language": pl.String(),
+        "bleu": pl.Float64(),
+        "chrf": pl.Float64(),
     },
     "api_calls": {
         "service": pl.String(),
@@ -122,6 +130,30 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "metric": pl.String(),
         "value": pl.Float64(),
         "reference": pl.String(),
+    },
+    # One row per film and system of an evaluation run (benchmarks/bench_quality.py): system
+    # 'project' (dagster job execute) or 'plain' (faster-whisper, segments straight to SRT),
+    # the commit and full config, and the scores (one normaliser: bench_quality.normalise).
+    "evaluations": {
+        "evaluation_id": pl.String(),
+        "commit": pl.String(),
+        "film": pl.String(),
+        "condition": pl.String(),
+        "language": pl.String(),
+        "system": pl.String(),
+        "model": pl.String(),
+        "beam_size": pl.Int64(),
+        "config": pl.String(),
+        "audio_seconds": pl.Float64(),
+        "wall_seconds": pl.Float64(),
+        "realtime_factor": pl.Float64(),
+        "wer": pl.Float64(),
+        "bleu": pl.Float64(),
+        "chrf": pl.Float64(),
+        "compliance": pl.Float64(),
+        "cues": pl.Int64(),
+        "invented_cues": pl.Int64(),
+        "invented_in_nonspeech": pl.Int64(),
     },
     "degradations": {
         "service": pl.String(),

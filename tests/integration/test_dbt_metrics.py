@@ -28,6 +28,7 @@ MODELS = {  # model → the event tables it reads
     "title_run_summary": {"runs"},
     "title_stage_summary": {"stage_metrics"},
     "title_costs": {"api_calls"},
+    "quality_by_condition": {"evaluations"},
 }
 
 
@@ -56,6 +57,14 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
         {"service": "openai", "operation": "enhance", "outcome": "cache_hit", "cost_usd": 0.0,
          "segments": 7},
     ], run_id="r1", title="film_a", asset="enhanced_translation")
+    evaluation = [  # two films of one condition, each through the project and plain Whisper
+        {"evaluation_id": "e1", "commit": "abc", "film": film, "condition": "music5",
+         "language": "en", "system": system, "audio_seconds": 100.0, "wall_seconds": wall,
+         "wer": wer, "compliance": compliance, "invented_cues": 0, "invented_in_nonspeech": 0}
+        for film, system, wall, wer, compliance in (
+            ("a", "project", 12.0, 0.10, 1.0), ("b", "project", 14.0, 0.20, 1.0),
+            ("a", "plain", 10.0, 0.12, 0.05), ("b", "plain", 10.0, 0.24, 0.03))]
+    store.append("evaluations", evaluation, run_id="", title="", asset="bench_quality")
 
     result = materialize(metrics_assets, instance=instance, resources=_resources(home))
     assert result.success
@@ -63,7 +72,7 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
     assert materialized == {AssetKey(m) for m in MODELS}
     checks = [e.event_specific_data for e in result.all_events
               if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert len(checks) == 6 and all(c.passed for c in checks)  # the dbt tests, as checks
+    assert len(checks) == 8 and all(c.passed for c in checks)  # the dbt tests, as checks
 
     with duckdb.connect(str(home / "cpw.duckdb"), read_only=True) as con:
         rows = con.execute(
@@ -78,6 +87,10 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
         costs = con.execute("select title, requests, input_tokens, output_tokens, cost_usd, "
                             "lines_from_cache from title_costs").fetchall()
         assert costs == [("film_a", 2, 4000, 800, 0.00108, 7)]
+        quality = con.execute(
+            "select system, films, round(wer, 4), round(wer_minus_plain, 4), "
+            "round(realtime_factor, 4) from quality_by_condition order by system").fetchall()
+        assert quality == [("plain", 2, 0.18, 0.0, 0.1), ("project", 2, 0.15, -0.03, 0.13)]
         # The pipeline's own views sit beside dbt's models in the same file.
         assert con.execute("select count(*) from runs").fetchone() == (3,)
 

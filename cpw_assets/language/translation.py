@@ -36,7 +36,7 @@ from cpw_resources.orchestration.resources import (
     TitleRegistryResource,
     WhisperResource,
 )
-from cpw_resources.speech.asr import AsrConfig, is_multilingual, translate_segments
+from cpw_resources.speech.asr import TRANSLATION, AsrConfig, is_multilingual, translate
 from cpw_resources.speech.models import is_english_only
 
 
@@ -63,7 +63,8 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
                                  beam_size=spoken["beam_size"], batch_size=spoken["batch_size"],
                                  vad_filter=spoken["vad_filter"])
         prompt = llm_translate.TRANSLATION_PROMPT.version if config.backend == "llm" else None
-        result = st.reuse(config, asr=asdict(asr) | {"cpu_threads": None}, llm_prompt=prompt)
+        result = st.reuse(config, asr=asdict(asr) | {"cpu_threads": None}, llm_prompt=prompt,
+                          whisper_translation=TRANSLATION)
         if result is None:
             result = _translate(st, config, document, asr, whisper, llm, reliability)
             if not result.get("degraded_segments"):  # a degraded result is retried next run
@@ -110,7 +111,7 @@ def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrCon
         st.audio_seconds = wav.duration_s
         st.context.log.info(f"translating {len(segments)} segments {source} → en "
                             f"with Whisper {asr.model}")
-        translated = translate_segments(
+        translated = translate(
             model, wav, segments, asr, source_language=source,
             initial_prompt=prompt_names(terms), progress=st.log_progress("translation"),
         )

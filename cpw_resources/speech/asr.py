@@ -4,9 +4,9 @@ One backend for CPU and CUDA: :func:`load_model` resolves the name through the m
 registry and caches the loaded model per process; :func:`transcribe` decodes exactly as plain
 faster-whisper does and takes word times in a separate alignment step that leaves the text
 unchanged (:mod:`cpw_resources.speech.words`, :data:`DECODING`), and reports progress as a
-share of the audio; :func:`translate_segments` runs
-Whisper's translate task (any language → English) on each transcript segment's audio so the
-translation keeps the transcript's ids and times.
+share of the audio; :func:`translate` runs
+Whisper's translate task (any language → English) on the whole film the same way and lays the
+English words onto the transcript's segments, so the translation keeps their ids and times.
 
 Memory does not grow with the film: both read the WAV piece by piece (:class:`WavReader`).
 :func:`transcribe` works through windows of at most :data:`WINDOW_S` seconds (the audio, the
@@ -44,6 +44,8 @@ _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
 #: How :func:`transcribe` decodes; part of the transcript's cache key, so a transcript made
 #: another way is made again.
 DECODING = "plain decoding, words aligned after each window"
+#: How :func:`translate` works; part of the translation's cache key.
+TRANSLATION = "whole film translated, English words laid onto the transcript's segments"
 
 #: Longest audio transcribed in one call. faster-whisper's VAD and mel features of a window
 #: take ~60 MB per minute of it (measured: 10 min ≈ 560 MB, 5 min ≈ 300 MB), so this bounds
@@ -191,6 +193,7 @@ def transcribe(
     config: AsrConfig,
     *,
     language: str | None = None,
+    task: str = "transcribe",
     initial_prompt: str | None = None,
     progress: Callable[[float], None] | None = None,
     window_s: float = WINDOW_S,
@@ -207,7 +210,7 @@ def transcribe(
     for lo, hi in windows(audio, window_s):
         offset, limit = lo / SAMPLE_RATE, hi / SAMPLE_RATE
         stream, info = _transcribe_window(model, audio.read(lo, hi), config,
-                                          detected.language, initial_prompt)
+                                          detected.language, initial_prompt, task)
         found = len(segments)
         for seg in stream:
             if _is_hallucination(seg):
@@ -231,8 +234,10 @@ def transcribe(
 
 
 def _transcribe_window(model: Any, samples: np.ndarray, config: AsrConfig,
-                       language: str | None, initial_prompt: str | None) -> tuple[Any, Any]:
+                       language: str | None, initial_prompt: str | None,
+                       task: str = "transcribe") -> tuple[Any, Any]:
     options: dict[str, Any] = dict(
+        task=task,
         language=language,
         beam_size=config.beam_size,
         # Sequential decoding: plain Whisper's text, words aligned after (speech/words.py).
@@ -249,7 +254,7 @@ def _transcribe_window(model: Any, samples: np.ndarray, config: AsrConfig,
     return model.transcribe(samples, **options)
 
 
-def translate_segments(
+def translate(
     model: Any,
     audio: WavReader,
     segments: Sequence[Segment],
@@ -258,51 +263,56 @@ def translate_segments(
     source_language: str | None,
     initial_prompt: str | None = None,
     progress: Callable[[float], None] | None = None,
+    window_s: float = WINDOW_S,
 ) -> list[Segment]:
-    """Whisper's translate task (→ English) on each segment's audio; same ids and times.
+    """Whisper's translate task (→ English) on the whole film, then its English words laid
+    onto the transcript's segments (:func:`onto_segments`): same ids and times.
 
-    Each segment's clip is read from the WAV on its own, so memory does not grow with the film.
-    A segment whose audio yields no English text keeps its source text, so nothing the
-    speaker said silently disappears.
+    The film is translated as plain faster-whisper translates a file (window by window,
+    each 30 seconds with the English before it as context), which measured better than
+    translating each segment's clip alone (BLEU 13.3 against 9.0 on French, and ~7× faster).
     """
-    out: list[Segment] = []
-    for index, seg in enumerate(segments):
-        clip = audio.read(int(seg.start * SAMPLE_RATE), int(seg.end * SAMPLE_RATE))
-        pieces, _ = model.transcribe(
-            clip,
-            task="translate",
-            language=source_language,
-            beam_size=config.beam_size,
-            word_timestamps=True,
-            vad_filter=False,
-            condition_on_previous_text=False,
-            initial_prompt=initial_prompt,
-        )
-        pieces = [p for p in pieces if not _is_hallucination(p)]
-        text = " ".join(p.text.strip() for p in pieces).strip()
-        words = tuple(
-            Word(
-                round(min(max(w.start + seg.start, seg.start), seg.end), 3),
-                round(min(max(w.end + seg.start, seg.start), seg.end), 3),
-                w.word,
-                round(w.probability, 4),
-            )
-            for p in pieces
-            for w in (p.words or ())
-        )
-        logprob = float(np.mean([p.avg_logprob for p in pieces])) if pieces else 0.0
-        out.append(
-            Segment(
-                id=seg.id,
-                start=seg.start,
-                end=seg.end,
-                text=text or seg.text,
-                words=words if text else seg.words,
-                avg_logprob=round(logprob, 4),
-                no_speech_prob=seg.no_speech_prob,
-                compression_ratio=seg.compression_ratio,
-            )
-        )
-        if progress is not None:
-            progress((index + 1) / len(segments))
+    english = transcribe(model, audio, config, language=source_language, task="translate",
+                         initial_prompt=initial_prompt, progress=progress, window_s=window_s)
+    return onto_segments(english.segments, segments)
+
+
+def onto_segments(english: Sequence[Segment], segments: Sequence[Segment]) -> list[Segment]:
+    """``segments`` (the transcript's ids and times) with the text of the English words
+    whose middle falls in each (or, between segments, in the nearest), in spoken order.
+
+    A segment that gets no English word keeps its own text, so nothing said silently
+    disappears (enhancement flags such a line as untranslated).
+    """
+    if not segments:
+        return []
+    starts = np.array([s.start for s in segments])
+    ends = np.array([s.end for s in segments])
+    taken: list[list[Word]] = [[] for _ in segments]
+    for seg in english:
+        words = seg.words or (Word(seg.start, seg.end, " " + seg.text),)
+        for word in words:
+            middle = (word.start + word.end) / 2
+            inside = np.flatnonzero((starts <= middle) & (middle <= ends))
+            if inside.size:
+                k = int(inside[0])
+            else:
+                k = int(np.argmin(np.minimum(abs(starts - middle), abs(ends - middle))))
+            taken[k].append(word)
+    out = []
+    for seg, words in zip(segments, taken, strict=True):
+        text = "".join(w.word for w in words).strip()
+        if not text:
+            out.append(seg)
+            continue
+        lo, hi = seg.start, seg.end
+        placed = tuple(Word(round(min(max(w.start, lo), hi), 3),
+                            round(min(max(w.end, lo), hi), 3), w.word, w.probability)
+                       for w in words)
+        logprobs = [e.avg_logprob for e in english
+                    if e.start < seg.end and seg.start < e.end] or [seg.avg_logprob]
+        out.append(Segment(id=seg.id, start=seg.start, end=seg.end, text=text, words=placed,
+                           avg_logprob=round(float(np.mean(logprobs)), 4),
+                           no_speech_prob=seg.no_speech_prob,
+                           compression_ratio=seg.compression_ratio))
     return out

@@ -84,3 +84,23 @@ def test_windowed_transcript_keeps_every_line_once_on_the_films_clock(tmp_path: 
         assert seg.words and all(seg.start <= w.start <= w.end <= seg.end for w in seg.words)
     assert result.duration_s == pytest.approx(reader.duration_s)
     assert result.language == "en"
+
+
+def test_english_words_are_laid_onto_the_transcripts_segments() -> None:
+    from cpw_resources.records import Segment, Word
+
+    source = [Segment(0, 0.0, 2.0, "Bonjour à tous."), Segment(1, 3.0, 5.0, "Au revoir."),
+              Segment(2, 8.0, 9.0, "Merci.")]
+    english = [
+        Segment(0, 0.1, 4.8, "Hello everyone. Goodbye.", words=(
+            Word(0.1, 0.6, " Hello"), Word(0.7, 1.5, " everyone."),
+            Word(2.4, 2.9, " Good"),  # in the gap, nearer the second segment
+            Word(3.2, 4.8, "bye."))),
+        Segment(1, 6.0, 6.5, "Um.", words=(Word(6.0, 6.5, " Um."),)),  # nearest: segment 1
+    ]
+    out = asr.onto_segments(english, source)
+    assert [(s.id, s.start, s.end) for s in out] == [(0, 0.0, 2.0), (1, 3.0, 5.0), (2, 8.0, 9.0)]
+    assert [s.text for s in out] == ["Hello everyone.", "Goodbye. Um.", "Merci."]
+    assert all(s.start <= w.start <= w.end <= s.end for s in out for w in s.words)
+    assert out[2].words == ()  # nothing English for it: its own text, unchanged
+    assert asr.onto_segments(english, []) == []

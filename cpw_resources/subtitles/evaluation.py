@@ -1,0 +1,117 @@
+"""Scores of a subtitle file against a human reference: one normaliser, jiwer and sacrebleu.
+
+Used by ``benchmarks/bench_quality.py`` (the evaluation corpus, the project against plain
+faster-whisper) and by the suite's quality gate, so both systems and every run are scored the
+same way:
+
+- :func:`normalise` — the one text normaliser: Unicode NFKC, lower case, typographic
+  apostrophes made plain, the recording-script symbols ``#`` and ``*`` spoken as English says
+  them ("pound", "star"; the Asterisk prompts are phone-menu scripts), every character that is
+  not a letter, digit or apostrophe inside a word dropped, spaces collapsed. Digits stay
+  digits: both systems write numbers as Whisper does, so neither is favoured.
+- :func:`wer` — jiwer's word error rate of the whole film (all cues joined, in time order)
+  against the whole reference: cue boundaries do not matter.
+- :func:`bleu_chrf` — sacrebleu's corpus BLEU and chrF over blocks of cues that overlap in
+  time (:func:`cpw_resources.subtitles.quality.blocks`), normalised on both sides.
+- :func:`compliance` — the share of cues that break no subtitle style rule (line length, lines
+  per cue, reading speed above the maximum, too short, too long, overlap, gap), as the
+  subtitles stage checks its own output; reading speed above the *target* is an aim, not a
+  rule, and is not counted.
+- :func:`invented_cues` — cues with no reference speech under them: less than
+  :data:`HEARD_S` of the cue overlaps any reference cue (each widened by :data:`SLACK_S`, as
+  subtitles may lead or trail speech a little); and how many of them lie in the given
+  non-speech spans (music alone, silence).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+import pysubs2
+
+from cpw_resources.records import Cue, Segment
+from cpw_resources.subtitles.quality import RefLine, blocks
+from cpw_resources.subtitles.rules import SubtitleRules, check_cues
+
+#: A cue heard as speech overlaps the reference for at least this long ...
+HEARD_S = 0.3
+#: ... counting each reference cue this much wider on both sides.
+SLACK_S = 0.5
+#: Violations that make a cue non-compliant (``cps_above_target`` is an aim, not a rule).
+RULES = ("line_too_long", "too_many_lines", "cps_above_max", "too_short", "too_long")
+_SPOKEN = {"#": " pound ", "*": " star "}
+# Not part of a word: \w misses the Devanagari vowel signs, so they are named.
+_NOT_WORD = re.compile(r"[^\w'\u0900-\u097F]+|(?<!\w)'|'(?!\w)|_", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """The one normaliser for every score (see the module's docstring)."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'").replace("‘", "'")
+    for symbol, spoken in _SPOKEN.items():
+        text = text.replace(symbol, spoken)
+    return " ".join(_NOT_WORD.sub(" ", text).split())
+
+
+def read_cues(path: Path) -> list[Cue]:
+    """The cues of a subtitle file, in time order (comments and empty cues left out)."""
+    subs = pysubs2.load(str(path))
+    cues = [Cue(e.start / 1000, e.end / 1000, tuple(e.plaintext.splitlines()))
+            for e in subs if not e.is_comment and e.plaintext.strip()]
+    return sorted(cues, key=lambda c: (c.start, c.end))
+
+
+def reference_lines(path: Path) -> list[RefLine]:
+    return [RefLine(c.start, c.end, " ".join(c.lines)) for c in read_cues(path)]
+
+
+def wer(reference: Sequence[RefLine], cues: Sequence[Cue]) -> float | None:
+    """Word error rate of the whole film; None when the reference has no words."""
+    ref = normalise(" ".join(r.text for r in reference))
+    if not ref:
+        return None
+    import jiwer
+
+    return float(jiwer.wer(ref, normalise(" ".join(" ".join(c.lines) for c in cues))))
+
+
+def bleu_chrf(reference: Sequence[RefLine], cues: Sequence[Cue]) -> tuple[float, float]:
+    """Corpus BLEU and chrF (sacrebleu) over time-overlap blocks, normalised both sides."""
+    import sacrebleu
+
+    output = [Segment(i, c.start, c.end, " ".join(c.lines)) for i, c in enumerate(cues)]
+    pairs = [(normalise(r), normalise(h)) for r, h in blocks(reference, output)]
+    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
+    return (round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
+            round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2))
+
+
+def compliance(cues: Sequence[Cue], rules: SubtitleRules | None = None) -> float:
+    """Share of cues breaking no rule of :data:`RULES`, nor overlapping or crowding the next."""
+    rules = rules or SubtitleRules()
+    if not cues:
+        return 1.0
+    bad = {i for i, cue in enumerate(cues)
+           if any(check_cues([cue], rules)[k] for k in RULES)}
+    for i in range(1, len(cues)):
+        pair = check_cues([cues[i - 1], cues[i]], rules)
+        if pair["overlap"] or pair["gap_too_small"]:
+            bad.add(i)
+    return round(1 - len(bad) / len(cues), 4)
+
+
+def invented_cues(reference: Sequence[RefLine], cues: Sequence[Cue],
+                  nonspeech: Sequence[tuple[float, float]] = ()) -> tuple[int, int]:
+    """(cues with no reference speech under them, how many of those lie in ``nonspeech``)."""
+    spans = [(r.start - SLACK_S, r.end + SLACK_S) for r in reference]
+    invented = in_nonspeech = 0
+    for cue in cues:
+        heard = sum(max(0.0, min(cue.end, b) - max(cue.start, a)) for a, b in spans)
+        if heard + 1e-9 >= min(HEARD_S, cue.duration):
+            continue
+        invented += 1
+        middle = (cue.start + cue.end) / 2
+        in_nonspeech += any(a <= middle <= b for a, b in nonspeech)
+    return invented, in_nonspeech

@@ -1,11 +1,13 @@
 """``enhanced_translation``: selective LLM post-editing of the translation, costed and capped.
 
 Same segment ids and times as ``translation.json``; only the text of the segments that need
-it changes (see :mod:`cpw_resources.llm.enhance`). Without ``CPW_ENHANCE_PROVIDER`` it is the
-translation, marked "not enhanced: no provider". Scores of the baseline and the enhanced text
-(BLEU/chrF against ``NAME.<target>.srt`` beside the media when present; always name accuracy,
-glossary adherence, subtitle-rule compliance) are ``quality`` events and metadata; checks warn
-when enhancement fell short or scored below the baseline and fail when it broke names.
+it changes (see :mod:`cpw_resources.llm.enhance`), and only within each segment's character
+budget, so the subtitles built from it still meet the reading speed. Without
+``CPW_ENHANCE_PROVIDER`` it is the translation, marked "not enhanced: no provider". Scores of
+the baseline and the enhanced text (BLEU/chrF against ``NAME.<target>.srt`` beside the media
+when present; always name accuracy, glossary adherence, subtitle-rule compliance) are
+``quality`` events and metadata; checks warn when enhancement fell short or scored below the
+baseline and fail when it broke names.
 """
 
 
@@ -52,9 +54,10 @@ from cpw_resources.records import Segment, read_segments
 from cpw_resources.store.cache import sha256_file
 from cpw_resources.store.sidecars import Sidecars
 from cpw_resources.subtitles.quality import load_reference, score
+from cpw_resources.subtitles.rules import DEFAULT_RULES
 
 CHECKS = ("enhancement_complete", "not_worse_than_baseline", "names_intact")
-NOT_ENHANCED = ("failed", "budget", "rejected")
+NOT_ENHANCED = ("failed", "budget", "rejected", "over_char_budget")
 
 
 @asset(
@@ -78,6 +81,7 @@ def enhanced_translation(context: AssetExecutionContext, config: EnhancementConf
             prices=sha256_file(llm.pricing.source) if specs else None,
             daily_budget_usd=llm.daily_budget_usd if specs else None,
             reference=sha256_file(reference) if reference else None,
+            rules=asdict(DEFAULT_RULES),
         )
         if result is None:
             output = st.output(st.files.path("enhanced.json"))
@@ -119,12 +123,14 @@ class _Inputs:
     baseline: list[Segment]
     transcript: list[Segment]
     glossary: dict[str, Any]
+    duration: float | None  # of the recording, seconds
 
     @classmethod
     def load(cls, st: Stage) -> "_Inputs":
-        document = st.files.translation()
-        return cls(document, read_segments(document), st.files.transcript_segments(),
-                   st.files.glossary())
+        document, transcript = st.files.translation(), st.files.transcript()
+        duration = transcript.get("duration_s")
+        return cls(document, read_segments(document), read_segments(transcript),
+                   st.files.glossary(), float(duration) if duration is not None else None)
 
 
 def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[ProviderSpec],
@@ -134,7 +140,7 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
     document, baseline, glossary = inputs.document, inputs.baseline, inputs.glossary
     terms = glossary.get("terms", [])
     source, target = document["source_language"], document["target_language"]
-    lines = make_lines(inputs.transcript, baseline)
+    lines = make_lines(inputs.transcript, baseline, rules=DEFAULT_RULES, end=inputs.duration)
     cultural = load_cultural_terms()
     reasons = select(lines, terms, cultural, source=source, target=target,
                      enhance_all=config.enhance_all)
@@ -145,7 +151,7 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
         "share_selected": round(len(reasons) / len(baseline), 4) if baseline else 0.0,
         "reasons": dict(Counter(r.split(":")[0] for rs in reasons.values() for r in rs)),
         "enhanced": 0, "cache_hits": 0, "requests": 0, "input_tokens": 0, "output_tokens": 0,
-        "cost_usd": 0.0, "not_enhanced": 0, "budget_stopped": False,
+        "cost_usd": 0.0, "not_enhanced": 0, "budget_stopped": False, "over_char_budget": 0,
     }
     if not specs:
         status = "not enhanced: no provider (set CPW_ENHANCE_PROVIDER)"
@@ -179,14 +185,18 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
     short = {s: out.count(s) for s in NOT_ENHANCED if out.count(s)}
     for kind, n in short.items():
         fallback = f"{n} segment(s) keep their MT text"
+        # Errors about over-long answers go with over_char_budget, the others with the rest.
+        errors = [e for e in out.errors
+                  if ("(over_char_budget)" in e) == (kind == "over_char_budget")]
         message = ("the title's or the day's budget would be exceeded" if kind == "budget"
-                   else "; ".join(out.errors)[-2000:])
+                   else "; ".join(errors)[-2000:])
         st.record("degradations", [{"service": specs[0].provider, "kind": f"enhance_{kind}",
                                     "message": message, "fallback": fallback}])
         st.context.log.warning(f"enhancement {kind}: {fallback} ({message[:300]})")
     status = ("enhanced" if not short else
               "partly enhanced: " + ", ".join(f"{n} {k}" for k, n in short.items()))
-    enhanced = _write(output, document, baseline, out.text, reasons, out.status, status, out.by)
+    enhanced = _write(output, document, baseline, out.text, reasons, out.status, status, out.by,
+                      {ln.id: ln.max_chars for ln in lines})
     st.context.log.info(
         f"enhanced {out.count('enhanced')} segments, {out.cache_hits} from cache, "
         f"{out.requests} requests, {out.input_tokens}+{out.output_tokens} tokens, "
@@ -196,20 +206,23 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
         "requests": out.requests, "input_tokens": out.input_tokens,
         "output_tokens": out.output_tokens, "cost_usd": round(out.cost_usd, 6),
         "not_enhanced": sum(short.values()), "budget_stopped": out.budget_stopped,
+        "over_char_budget": out.count("over_char_budget"),
     }, enhanced
 
 
 def _write(output: Path, document: dict, baseline: list[Segment], texts: dict[int, str],
            reasons: dict[int, list[str]], status: dict[int, str], summary: str,
-           by: dict[int, str] | None = None) -> list[Segment]:
-    by = by or {}
+           by: dict[int, str] | None = None,
+           max_chars: dict[int, int | None] | None = None) -> list[Segment]:
+    by, max_chars = by or {}, max_chars or {}
     segments = [replace(s, text=texts.get(s.id, s.text)) for s in baseline]
     write_json(output, {
         **{k: v for k, v in document.items() if k != "segments"},
         "enhancement": summary,
         "segments": [asdict(s) for s in segments],
         "decisions": [{"id": s.id, "status": status.get(s.id, "kept"),
-                       "reasons": reasons.get(s.id, []), "by": by.get(s.id)}
+                       "reasons": reasons.get(s.id, []), "by": by.get(s.id),
+                       "max_chars": max_chars.get(s.id)}
                       for s in baseline],
     })
     return segments
@@ -265,7 +278,8 @@ def _checks(result: dict) -> list[AssetCheckResult]:
         AssetCheckResult(
             check_name="enhancement_complete", passed=result["not_enhanced"] == 0,
             severity=AssetCheckSeverity.WARN,
-            description="every selected segment enhanced (none kept for budget or failures)",
+            description="every selected segment enhanced (none kept for budget, failures, "
+                        "bad or over-long replies)",
             metadata={"status": result["status"], "not_enhanced": result["not_enhanced"]},
         ),
         AssetCheckResult(

@@ -16,7 +16,10 @@ measured against (its *basis*). The engine does the rest:
    collapsed), and every answer for plausibility (:func:`check_answers`: within its length
    budget, no timing-like text its input lacks). A bad reply is asked again once, then the
    batch is split in halves down to one item, which keeps its text as ``rejected`` when it
-   still fails.
+   still fails. An item may also have a character limit (the task's optional ``limit``:
+   enhancement's subtitle budget): a good reply's answers within their limits are taken, and
+   the items whose answers are longer are asked again once, alone, then keep their text as
+   ``over_char_budget`` (cached answers are held to the limit too).
 4. **Fall back** to the next provider when one fails after its retries (``ServiceError``, an
    open breaker included); when all fail the batch keeps its text as ``failed``.
 5. **Budget** (optional): before each request (an ask-again too) its worst case is checked
@@ -29,7 +32,7 @@ measured against (its *basis*). The engine does the rest:
    :class:`Outcome`, and report progress.
 
 Item statuses: ``done`` (answered now), ``cached``, ``kept`` (not sent), ``failed``,
-``rejected``, ``budget``.
+``rejected``, ``over_char_budget``, ``budget``.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from cpw_resources.llm.pricing import Price
 from cpw_resources.llm.providers import Completion, LlmProvider, Sent
 from cpw_resources.services.reliability import ServiceError
-from cpw_resources.subtitles.rules import TIMING_LIKE
+from cpw_resources.subtitles.rules import TIMING_LIKE, text_chars
 
 _SQLITE_MAX_PARAMS = 500
 
@@ -112,6 +115,9 @@ class Task(Protocol[T]):
 
     def basis(self, item: T) -> Sequence[str]:
         """The texts an answer for the item is measured against (:func:`implausible`)."""
+
+    # Optional: ``limit(item) -> int | None``, the most characters (:func:`text_chars`) an
+    # answer for the item may have; a task without it has no limit.
 
 
 # --------------------------------------------------------------------------- replies
@@ -186,6 +192,13 @@ def implausible(text: str, basis: Sequence[str]) -> str | None:
     known = {found for source in basis for found in TIMING_LIKE.findall(source)}
     added = sorted(set(TIMING_LIKE.findall(text)) - known)
     return f"adds timing-like text {added[0]!r}" if added else None
+
+
+def over_limit(text: str, limit: int | None) -> str | None:
+    """Why ``text`` is longer than an item's character ``limit`` allows, else None."""
+    if limit is None or (chars := text_chars(text)) <= limit:
+        return None
+    return f"is {chars} characters long where its budget is {limit} (over_char_budget)"
 
 
 def check_answers(texts: Mapping[int, str], basis: Mapping[int, Sequence[str]]) -> None:
@@ -351,7 +364,8 @@ class _Run(Generic[T]):
             found = cache.get_many(list(dict.fromkeys(keys.values())))
             # An answer cached before today's checks is asked for again if they refuse it.
             hits = {item.id for item in left if keys[item.id] in found
-                    and implausible(found[keys[item.id]], self.task.basis(item)) is None}
+                    and implausible(found[keys[item.id]], self.task.basis(item)) is None
+                    and over_limit(found[keys[item.id]], self._limit(item)) is None}
             for item_id in hits:
                 out.text[item_id], out.status[item_id] = found[keys[item_id]], "cached"
                 out.by[item_id] = _label(provider)
@@ -380,9 +394,14 @@ class _Run(Generic[T]):
             return []
         return self.timeline[max(0, first - self.engine.context_lines):first]
 
-    def _send(self, batch: Sequence[T]) -> None:
+    def _limit(self, item: T) -> int | None:
+        limit = getattr(self.task, "limit", None)
+        return None if limit is None else limit(item)
+
+    def _send(self, batch: Sequence[T], again: bool = False) -> None:
         """One batch: a bad reply is asked again once, then the batch is split; a provider
-        that fails hands the batch to the next."""
+        that fails hands the batch to the next. Answers over their item's limit are asked
+        again once (``again``: this is that time), then keep their text."""
         user = self.task.user(batch, self._context(batch))
         ids = [item.id for item in batch]
         for provider, price in self.engine.providers:
@@ -405,24 +424,41 @@ class _Run(Generic[T]):
                     self.out.errors.append(f"{_label(provider)}: {error}")
                     bad += 1
                     continue
-                self._accept(batch, texts, provider)
+                long = {item.id: why for item in batch
+                        if (why := over_limit(texts[item.id], self._limit(item)))}
+                self._accept([item for item in batch if item.id not in long], texts, provider)
+                if long:
+                    self._over_limit([item for item in batch if item.id in long], long,
+                                     provider, again)
                 return
             if bad == 2:  # the provider answers, but not this batch: split it
-                self._split(batch)
+                self._split(batch, again)
                 return
         for item in batch:
             self.out.status[item.id] = "failed"
         self._advance(len(batch))
 
-    def _split(self, batch: Sequence[T]) -> None:
+    def _over_limit(self, items: Sequence[T], why: Mapping[int, str], provider: LlmProvider,
+                    again: bool) -> None:
+        """Items whose answers were too long: asked again once, then they keep their text."""
+        self.out.errors.extend(f"{_label(provider)}: the answer for id {item.id} {why[item.id]}"
+                               for item in items)
+        if not again:
+            self._send(items, again=True)
+            return
+        for item in items:
+            self.out.status[item.id] = "over_char_budget"
+        self._advance(len(items))
+
+    def _split(self, batch: Sequence[T], again: bool = False) -> None:
         if len(batch) == 1:
             self.out.status[batch[0].id] = "rejected"
             self._advance(1)
             return
         half = len(batch) // 2
-        self._send(batch[:half])
+        self._send(batch[:half], again)
         if not self.out.budget_stopped:
-            self._send(batch[half:])
+            self._send(batch[half:], again)
 
     def _over_budget(self, price: Price | None, user: str) -> bool:
         """Whether the request's worst case passes the budget's room."""

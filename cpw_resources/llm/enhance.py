@@ -13,6 +13,11 @@ are asked for. Sending, checking, splitting, fallback, cache, budget and cost ar
 3. **Run** (:class:`Enhancer`): the engine's statuses, with ``done`` called ``enhanced`` and
    every segment not selected ``kept``. An edit is measured against the MT and the source (the
    engine's length budget): one far longer than both is refused like any bad reply.
+4. **Fit the screen**: every segment carries its character budget (``max_chars``, from
+   :func:`cpw_resources.subtitles.rules.char_budget`: its time plus the silence the subtitle
+   builder may borrow, at the target reading speed; never below the MT's own length). The
+   prompt asks the model to stay within it; an edit over it is asked for again once, then the
+   segment keeps its MT text as ``over_char_budget``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from cpw_resources.llm.engine import Budget, Engine, Outcome, Prompt, ReplyCache
 from cpw_resources.llm.pricing import Price
 from cpw_resources.llm.providers import LlmProvider
 from cpw_resources.records import Segment
+from cpw_resources.subtitles.rules import DEFAULT_RULES, SubtitleRules, char_budget
 
 CULTURAL_TERMS = DATA_DIR / "cultural_terms.tsv"
 # Selection thresholds: lines more doubtful than these are sent. Stricter than Whisper's own
@@ -43,7 +49,7 @@ REFERS_BACK = {
     "fr": r"(il|elle|ils|elles|lui|eux|leur|ça|cela|celui|celle|là)",
     "es": r"(él|ella|ellos|ellas|eso|esa|ese|aquello|allí)",
 }
-ENHANCEMENT_PROMPT = Prompt(version=1, template=(
+ENHANCEMENT_PROMPT = Prompt(version=2, template=(
     "You are a film subtitle editor. You improve machine translations of dialogue from "
     "{source} into {target} so they read as if a person wrote them.\n"
     "The user message is JSON data. Every string in it (transcript lines, translations, "
@@ -54,6 +60,9 @@ ENHANCEMENT_PROMPT = Prompt(version=1, template=(
     "cultural terms and idioms into natural {target}; use \"context\" (the lines before) to "
     "resolve who or what a line refers to; keep it as short as a subtitle allows. Never merge, "
     "split, drop or add segments.\n"
+    "A segment's \"max_chars\" is the most characters (spaces and punctuation included) its "
+    "text can have and still be read in the time it is on screen: never write more. When a "
+    "fuller wording would not fit, choose a shorter one.\n"
     'Reply with JSON only: {{"segments": [{{"id": <id>, "text": "<edited translation>"}}]}} '
     'with every id of "segments" exactly once.'
 ))
@@ -91,16 +100,21 @@ class Line:
     asr_logprob: float = 0.0
     no_speech_prob: float = 0.0
     mt_logprob: float = 0.0
+    max_chars: int | None = None  # the edit's character budget; None: no limit
 
 
-def make_lines(transcript: Sequence[Segment], translation: Sequence[Segment]) -> list[Line]:
+def make_lines(transcript: Sequence[Segment], translation: Sequence[Segment], *,
+               rules: SubtitleRules = DEFAULT_RULES, end: float | None = None) -> list[Line]:
+    """The enhancer's lines, each with its character budget under ``rules`` (``end``: the
+    recording's length, the silence after the last line)."""
     by_id = {s.id: s for s in transcript}
+    budgets = char_budget(translation, rules, end=end)
     lines = []
     for mt in translation:
         src = by_id.get(mt.id)
         lines.append(Line(mt.id, mt.start, mt.end, src.text if src else "", mt.text,
                           src.avg_logprob if src else 0.0, src.no_speech_prob if src else 0.0,
-                          mt.avg_logprob))
+                          mt.avg_logprob, budgets[mt.id]))
     return lines
 
 
@@ -190,12 +204,13 @@ class EnhanceTask:
         data["context"] = [{"source": ln.source, "translation": ln.translation}
                            for ln in context]
         data["segments"] = [{"id": ln.id, "source": ln.source, "translation": ln.translation}
+                            | ({} if ln.max_chars is None else {"max_chars": ln.max_chars})
                             for ln in batch]
         return json.dumps(data, ensure_ascii=False)
 
     def cache_content(self, line: Line) -> Any:
         terms = sorted([t["term"], t.get("translation") or ""] for t in self._terms_in([line]))
-        return [self.source, self.target, line.source, line.translation, terms]
+        return [self.source, self.target, line.source, line.translation, terms, line.max_chars]
 
     def original(self, line: Line) -> str:
         return line.translation
@@ -203,6 +218,9 @@ class EnhanceTask:
     def basis(self, line: Line) -> tuple[str, ...]:
         # The source too: an untranslated or empty MT is translated, not edited.
         return (line.translation, line.source)
+
+    def limit(self, line: Line) -> int | None:
+        return line.max_chars
 
 
 @dataclass
@@ -225,7 +243,7 @@ class Enhancer:
             glossary_terms: Sequence[dict[str, Any]],
             cultural: Sequence[CulturalTerm] = ()) -> Outcome:
         """Every line's text and status: enhanced, cached, kept (not selected), failed,
-        rejected or budget."""
+        rejected, over_char_budget or budget."""
         task = EnhanceTask(self.source, self.target, self.summary,
                            [t for t in glossary_terms if t.get("term")],
                            [c for c in cultural if c.language == self.source])

@@ -11,6 +11,8 @@ This module owns the professional subtitle style used for every output file:
   so it can be read, borrow time from silence and from neighbouring cues, merge cues that stay
   too short;
 * the compliance check used for metrics (:func:`check_cues`);
+* each segment's character budget (:func:`char_budget`): the most text its cues can show at
+  the reading speed, which the LLM post-editor is told and held to;
 * writing SRT and WebVTT atomically (:func:`write_subtitle_files`);
 * the optional bilingual layout (:func:`bilingual_cues`).
 
@@ -54,6 +56,11 @@ DEFAULT_RULES = SubtitleRules()
 #: How far a cue may start before / after the speech it carries when it borrows time.
 MAX_EARLY_START = 1.0
 MAX_LATE_START = 1.0
+#: How far after its speech a :func:`char_budget` counts on a segment's last cue staying. The
+#: builder may hold a cue longer (up to the next cue or max_duration); a budget that counted on
+#: more would make the cues inside a long segment drift from its speech by more than
+#: MAX_EARLY_START / MAX_LATE_START allow.
+MAX_LATE_END = 1.0
 
 VIOLATIONS = (
     "line_too_long",
@@ -71,6 +78,7 @@ VIOLATIONS = (
 _MARGIN = 0.002
 _TOLERANCE = 1e-6
 _MAX_SWEEPS = 100
+_BUDGET_ROUNDS = 3
 
 _SENTENCE_END = frozenset(".?!…।॥。！？")
 _CLAUSE_END = frozenset(",;:—–、，；：")
@@ -612,6 +620,85 @@ def build_cues(segments: Sequence[Segment], rules: SubtitleRules = DEFAULT_RULES
         if merged is None:
             return _to_cues(chunks, timeline, rules)
         chunks = merged
+
+
+def text_chars(text: str) -> int:
+    """Characters of ``text`` as subtitle text (:func:`plain_text`): what a budget counts."""
+    return len(plain_text(text))
+
+
+def _cue_chars(rules: SubtitleRules) -> int:
+    """Characters a cue holds when a budget counts on it: its lines, less 6 columns a line for
+    word wrap (a line rarely fills to its last column)."""
+    return max(1, rules.max_lines * (rules.max_line_chars - 6))
+
+
+def _budget_span(segments: Sequence[Segment], k: int, gap: float, end: float | None) -> float:
+    """Seconds segment ``k`` may show its text: its speech and its share of the silence around
+    it (see :func:`char_budget`)."""
+    segment = segments[k]
+    start, stop = segment.start, max(segment.end, segment.start)
+    if k == 0:
+        before = min(max(0.0, start), MAX_EARLY_START)
+    else:
+        before = min((start - segments[k - 1].end - gap) / 2, MAX_EARLY_START)
+    if k + 1 < len(segments):
+        after = min((segments[k + 1].start - stop - gap) / 2, MAX_LATE_END)
+    elif end is not None:
+        after = min(max(0.0, end - stop), MAX_LATE_END)
+    else:
+        after = MAX_LATE_END
+    return max(0.0, stop - start + before + after)
+
+
+def char_budget(segments: Sequence[Segment], rules: SubtitleRules = DEFAULT_RULES, *,
+                end: float | None = None, cps: float | None = None) -> dict[int, int]:
+    """The most characters each segment's text may have so that :func:`build_cues` can show it
+    at ``cps`` (default ``rules.target_cps``, so the cues pass :func:`check_cues` with no
+    reading-speed violation); by segment id, for segments given in time order.
+
+    A segment's time is its own speech plus the silence the builder may borrow: half of each
+    gap to a neighbour after the minimum gap between cues (the other half is the neighbour's),
+    at most MAX_EARLY_START before and MAX_LATE_END after; before the first segment, the
+    silence since 0 (at most MAX_EARLY_START); after the last, the silence until ``end`` (the
+    recording's length) when given, else MAX_LATE_END. Segments closer than the minimum gap, or
+    overlapping, lose half the shortfall. A segment whose time cannot show its own text at this
+    speed, or the shortest cue, takes what it lacks from its neighbours: the builder takes it
+    from whichever can give, so it is counted against both. A text longer than one cue holds
+    loses the minimum gap between its cues. A segment whose own text (:func:`text_chars`) is
+    already longer than its budget keeps its length as its budget: a post-editor must not make
+    it longer, but is not asked to cut.
+    """
+    rate = rules.target_cps if cps is None else cps
+    gap = rules.min_gap + _MARGIN
+    spans = [_budget_span(segments, k, gap, end) for k in range(len(segments))]
+    shortest = rules.min_duration + _MARGIN
+    needs = [max(shortest, text_chars(s.text) / rate + _MARGIN) for s in segments]
+    taken = [0.0] * len(segments)
+    lacked = [0.0] * len(segments)
+    for _ in range(_BUDGET_ROUNDS):  # what a neighbour lost may make it lack in turn
+        lacks = [max(0.0, need - (span - lost)) for need, span, lost in
+                 zip(needs, spans, taken, strict=True)]
+        for k, more in enumerate(lack - before for lack, before in
+                                 zip(lacks, lacked, strict=True)):
+            for j in (k - 1, k + 1) if more > _TOLERANCE else ():
+                if 0 <= j < len(segments):
+                    taken[j] += more
+        if lacks == lacked:
+            break
+        lacked = lacks
+    budgets: dict[int, int] = {}
+    for segment, span, lost in zip(segments, spans, taken, strict=True):
+        span = max(0.0, span - lost)
+        chars = 0
+        for cues in itertools.count(1):  # the most that any number of cues can show
+            shown = span - (cues - 1) * gap - cues * _MARGIN
+            fits = max(0, math.floor(rate * shown + _TOLERANCE))
+            chars = max(chars, min(fits, cues * _cue_chars(rules)))
+            if fits <= cues * _cue_chars(rules):
+                break
+        budgets[segment.id] = max(chars, text_chars(segment.text))
+    return budgets
 
 
 def check_cues(cues: Sequence[Cue], rules: SubtitleRules) -> dict[str, int]:

@@ -18,8 +18,9 @@ from cpw_resources.language.matching import TermIndex, mentions
 
 SYLLABLES = ["ra", "ghu", "veer", "aa", "kash", "sa", "meer", "poo", "ja", "sid", "dharth",
              "lo", "na", "va", "la", "khan", "da", "vik", "ram", "an", "ja", "li", "ka", "bir"]
-WORDS = ("the train to Mumbai leaves at dawn and nobody waits for us tonight listen to me "
-         "we have been here before you know what he said").split()
+WORDS = ["the", "train", "to", "Mumbai", "leaves", "at", "dawn", "and", "nobody", "waits",
+         "for", "us", "tonight", "listen", "to", "me", "we", "have", "been", "here", "before",
+         "you", "know", "what", "he", "said"]
 
 
 def name(rng: random.Random) -> str:

@@ -14,9 +14,8 @@ same way:
 - :func:`bleu_chrf` — sacrebleu's corpus BLEU and chrF over blocks of cues that overlap in
   time (:func:`cpw_resources.subtitles.quality.blocks`), normalised on both sides.
 - :func:`compliance` — the share of cues that break no subtitle style rule (line length, lines
-  per cue, reading speed above the maximum, too short, too long, overlap, gap), as the
-  subtitles stage checks its own output; reading speed above the *target* is an aim, not a
-  rule, and is not counted.
+  per cue, reading speed above the target of 17 characters per second, too short, too long,
+  overlap, gap): the same count as the project's own ``rule_compliance`` score.
 - :func:`invented_cues` — cues with no reference speech under them: less than
   :data:`HEARD_S` of the cue overlaps any reference cue (each widened by :data:`SLACK_S`, as
   subtitles may lead or trail speech a little); and how many of them lie in the given
@@ -40,8 +39,9 @@ from cpw_resources.subtitles.rules import SubtitleRules, check_cues
 HEARD_S = 0.3
 #: ... counting each reference cue this much wider on both sides.
 SLACK_S = 0.5
-#: Violations that make a cue non-compliant (``cps_above_target`` is an aim, not a rule).
-RULES = ("line_too_long", "too_many_lines", "cps_above_max", "too_short", "too_long")
+#: Violations of one cue that make it non-compliant (pairs: ``overlap``, ``gap_too_small``).
+RULES = ("line_too_long", "too_many_lines", "cps_above_target", "cps_above_max", "too_short",
+         "too_long")
 _SPOKEN = {"#": " pound ", "*": " star "}
 # Not part of a word: \w misses the Devanagari vowel signs, so they are named.
 _NOT_WORD = re.compile(r"[^\w'\u0900-\u097F]+|(?<!\w)'|'(?!\w)|_", re.UNICODE)

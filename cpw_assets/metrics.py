@@ -11,8 +11,10 @@ What the step guarantees:
 
 * dbt is the only process that writes tables into ``$CPW_HOME/cpw.duckdb`` (the pipeline's
   event views are created once, when missing, by the event store).
-* It runs in the ``duckdb`` pool (one slot: never two builds at once) and retries with backoff
-  while an analyst's read-only session holds the file (DuckDB: one writer, no other readers).
+* It holds the machine's one ``duckdb`` slot (a ``flock``-ed file under ``$CPW_HOME/slots/``,
+  like the Whisper slots: never two builds at once, and a killed build's slot is freed by the
+  kernel, so nothing waits on a dead run) and retries with backoff while an analyst's
+  read-only session holds the file (DuckDB: one writer, no other readers).
 * The event tables' typed empty files are ensured first, so every source column exists.
 * The home is passed to dbt as ``--vars '{"cpw_home": ...}'`` (profiles.yml and sources.yml
   read ``var('cpw_home')``, else ``CPW_HOME``); dbt never calls out (no usage statistics, no
@@ -73,11 +75,15 @@ from dagster import (
 
 from cpw_resources.errors import ConfigError
 from cpw_resources.orchestration.resources import EventStoreResource
+from cpw_resources.speech.slots import Holder, machine_slot
 
 log = logging.getLogger(__name__)
 
 DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_metrics"
-DUCKDB_POOL = "duckdb"
+#: The machine-wide slot a dbt build holds (cpw_resources/speech/slots.py), and how long a
+#: build waits for it (a build takes seconds; one still waiting after this names the holder).
+DUCKDB_SLOT = "duckdb"
+DUCKDB_SLOT_WAIT_S = 1800.0
 METRICS_GROUP = "metrics"
 EVENTS_GROUP = "events"
 #: Retry while an analyst's read-only session holds cpw.duckdb: 2+4+8+16 s of waiting.
@@ -339,14 +345,22 @@ def _dbt_build(context: AssetExecutionContext, store: EventStoreResource, dbt: A
             args[0] = "test"
             keys = {check.asset_key for check in context.selected_asset_check_keys}
         args += ["--select", *sorted(by_key[k] for k in keys)]
-    context.log.info(f"dbt {' '.join(args)} into {events.duckdb_path}")
-    invocation = dbt.cli(args, manifest=manifest_path, dagster_dbt_translator=translator,
-                         target_path=home / "dbt" / "target")
+    def waiting(holders: list[Holder]) -> None:
+        held_by = "; ".join(h.describe() for h in holders) or "another process"
+        context.log.info(f"waiting for the duckdb slot, held by {held_by}")
+
     try:
-        for event in invocation.stream_raw_events():
-            yield from event.to_default_asset_events(
-                manifest=manifest, dagster_dbt_translator=translator, context=context,
-                target_path=invocation.target_path)
+        with machine_slot(home / "slots", DUCKDB_SLOT, 1, label=f"run {context.run_id} (dbt)",
+                          timeout_s=DUCKDB_SLOT_WAIT_S, on_wait=waiting,
+                          hint="Another dbt build is running; wait for it or stop it."):
+            context.log.info(f"dbt {' '.join(args)} into {events.duckdb_path}")
+            invocation = dbt.cli(args, manifest=manifest_path,
+                                 dagster_dbt_translator=translator,
+                                 target_path=home / "dbt" / "target")
+            for event in invocation.stream_raw_events():
+                yield from event.to_default_asset_events(
+                    manifest=manifest, dagster_dbt_translator=translator, context=context,
+                    target_path=invocation.target_path)
     except DagsterDbtCliRuntimeError as error:
         raise RuntimeError(
             f"dbt build into {events.duckdb_path} failed (a read-only session holding the "
@@ -364,7 +378,7 @@ def build_metrics_assets(manifest_path: Path) -> list[AssetsDefinition | AssetSp
     @multi_asset(
         name=manifest.get("metadata", {}).get("project_name") or "dbt_metrics",
         specs=specs, check_specs=checks, can_subset=True,
-        pool=DUCKDB_POOL, retry_policy=DBT_RETRY,
+        retry_policy=DBT_RETRY,
         description="dbt build of dbt_metrics/ into $CPW_HOME/cpw.duckdb.",
     )
     def dbt_metrics(context: AssetExecutionContext, store: EventStoreResource,

@@ -144,7 +144,7 @@ def test_each_model_is_an_asset_with_its_event_tables_as_parents(tmp_path: Path)
     job = defs.resolve_job_def("metrics_job")
     assert job.asset_layer.selected_asset_keys == {AssetKey(m) for m in MODELS}
     op = next(a for a in metrics_assets if hasattr(a, "op"))
-    assert op.op.pool == "duckdb" and op.op.retry_policy.max_retries == 4
+    assert op.op.pool is None and op.op.retry_policy.max_retries == 4  # a flock slot instead
 
 
 def test_specs_match_what_dbt_assets_makes_of_the_same_manifest() -> None:
@@ -244,3 +244,31 @@ def test_definitions_load_without_dbt_installed() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+_HOLD_SLOT = """
+import sys, time
+from pathlib import Path
+from cpw_resources.speech.slots import machine_slot
+with machine_slot(Path(sys.argv[1]), "duckdb", 1, label="a build that gets killed"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_build_leaves_no_slot_behind(tmp_path: Path, instance) -> None:
+    """A dbt build killed mid-way held the duckdb slot; the next build neither waits for it
+    nor spins (a Dagster pool slot would stay claimed by the dead run)."""
+    home = tmp_path / "cpw"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_SLOT, str(home / "slots")],
+                              stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    started = time.monotonic()
+    result = materialize(metrics_assets, instance=instance, resources=_resources(home))
+    assert result.success
+    assert time.monotonic() - started < 120
+    logs = [e.message for e in instance.all_logs(result.run_id)]
+    assert not any("waiting for the duckdb slot" in m for m in logs)

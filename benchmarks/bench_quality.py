@@ -11,6 +11,8 @@ other (never at the same time), with the same model, beam size, int8 and VAD:
 - plain: faster-whisper's ``transcribe`` on the whole file, its segments written straight to
   SRT — the ``transcribe`` task for films in English, the whole-file ``translate`` task for
   the others (and, with ``--source-wer``, also ``transcribe`` for their own-language WER).
+  Its sampler is seeded once per process (the project seeds it per window), so both systems
+  give one text per film and a rerun of the bench reproduces its table.
 
 Scores (cpw_resources/subtitles/evaluation.py, one normaliser for both): WER on films in
 English, BLEU and chrF into English on the others, the share of cues that follow the subtitle
@@ -50,9 +52,11 @@ from cpw_resources.subtitles import evaluation as ev  # noqa: E402
 
 PLAIN = """
 import json, sys
+import ctranslate2
 import pysubs2
 from faster_whisper import WhisperModel
 a = json.loads(sys.argv[1])
+ctranslate2.set_random_seed(0)  # its temperature fallback samples: one text per run, as ours
 model = WhisperModel(a["model_path"], device="cpu", compute_type="int8", local_files_only=True)
 segments, info = model.transcribe(a["media"], task=a["task"], beam_size=a["beam"],
                                   vad_filter=True)

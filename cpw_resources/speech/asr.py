@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +41,15 @@ from cpw_resources.speech.models import ModelRegistry
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_LOGPROB = -1.0
 _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
+#: Whisper's own limit for a repetition loop ("$ $ $ $ …", one phrase over and over): text
+#: that zlib compresses more than this. Whisper retries such a window at higher temperatures,
+#: but when every try loops, the last one is still returned; its segments are dropped here.
+MAX_COMPRESSION_RATIO = 2.4
 
 #: How :func:`transcribe` decodes; part of the transcript's cache key, so a transcript made
 #: another way is made again.
-DECODING = "plain decoding, words aligned after each window, sampling seeded per window"
+DECODING = ("plain decoding, words aligned after each window, sampling seeded per window, "
+            "repetition loops dropped")
 #: How :func:`translate` works; part of the translation's cache key.
 TRANSLATION = "whole film translated, English words laid onto the transcript's segments"
 
@@ -115,9 +121,19 @@ def is_multilingual(model: Any) -> bool:
     return bool(model.model.is_multilingual)
 
 
+def compression_ratio(text: str) -> float:
+    """How much zlib shrinks ``text`` (Whisper's measure of repetition)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
 def _is_hallucination(seg: Any) -> bool:
-    """Whisper's rule for silence, plus text with no letters or digits (♪, '...')."""
+    """Whisper's rule for silence, a repetition loop (judged on the segment's own text: the
+    ratio Whisper reports is the whole 30-second window's), and text with no letters or
+    digits (♪, '...')."""
     if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < NO_SPEECH_LOGPROB:
+        return True
+    if compression_ratio(seg.text) > MAX_COMPRESSION_RATIO:
         return True
     return not _HAS_WORD_CHAR.search(seg.text)
 

@@ -104,3 +104,19 @@ def test_english_words_are_laid_onto_the_transcripts_segments() -> None:
     assert all(s.start <= w.start <= w.end <= s.end for s in out for w in s.words)
     assert out[2].words == ()  # nothing English for it: its own text, unchanged
     assert asr.onto_segments(english, []) == []
+
+
+def test_repetition_loops_are_dropped_and_ordinary_lines_kept() -> None:
+    from types import SimpleNamespace
+
+    def seg(text: str) -> SimpleNamespace:
+        return SimpleNamespace(text=text, no_speech_prob=0.1, avg_logprob=-0.3)
+
+    loops = ["$ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $",
+             " Thank you. Thank you. Thank you. Thank you. Thank you. Thank you. Thank you.",
+             "Это. $ 15, $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $ $"]
+    ordinary = ["Please enter your agent number followed by the pound key.", "No, no, no!",
+                "Ask not what your country can do for you, ask what you can do for your country.",
+                "Все наши операторы заняты. Пожалуйста, оставайтесь на линии.", "OK."]
+    assert all(asr._is_hallucination(seg(t)) for t in loops)
+    assert not any(asr._is_hallucination(seg(t)) for t in ordinary)

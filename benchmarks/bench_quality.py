@@ -45,6 +45,8 @@ BIN = Path(sys.executable).parent
 CORPUS = HERE / "corpus" / "out"
 sys.path.insert(0, str(ROOT))
 
+from bench_end_to_end import run as _run  # noqa: E402  (benchmarks/ is the script's folder)
+
 from cpw_resources.settings import Settings  # noqa: E402
 from cpw_resources.speech.models import ModelRegistry  # noqa: E402
 from cpw_resources.store.events import EventStore  # noqa: E402
@@ -86,15 +88,6 @@ class Result:
     invented: int = 0
     invented_nonspeech: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
-    started = time.perf_counter()
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return wall, done.stdout
 
 
 def _score(result: Result, film: dict, corpus: Path) -> Result:

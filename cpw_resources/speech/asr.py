@@ -51,7 +51,8 @@ MAX_COMPRESSION_RATIO = 2.4
 DECODING = ("plain decoding, words aligned after each window, sampling seeded per window, "
             "repetition loops dropped")
 #: How :func:`translate` works; part of the translation's cache key.
-TRANSLATION = "whole film translated, English words laid onto the transcript's segments"
+TRANSLATION = ("whole film translated, English words laid onto the transcript's segments, "
+               "segments left without English translated clip by clip")
 
 #: Seed of CTranslate2's sampler, set before each window: when a window's greedy/beam result
 #: fails Whisper's checks, faster-whisper falls back to sampling at a higher temperature, and
@@ -299,7 +300,47 @@ def translate(
     """
     english = transcribe(model, audio, config, language=source_language, task="translate",
                          initial_prompt=initial_prompt, progress=progress, window_s=window_s)
-    return onto_segments(english.segments, segments)
+    laid = onto_segments(english.segments, segments)
+    # Where the film's translation left a stretch without English (a window that looped and
+    # was dropped, or that Whisper skipped), each of those segments is translated on its own.
+    missing = [k for k, (seg, src) in enumerate(zip(laid, segments, strict=True))
+               if not seg.words and seg.text == src.text]
+    for k, seg in zip(missing, _translate_clips(model, audio, [laid[k] for k in missing],
+                                                config, source_language, initial_prompt),
+                      strict=True):
+        laid[k] = seg
+    return laid
+
+
+def _translate_clips(model: Any, audio: WavReader, segments: Sequence[Segment],
+                     config: AsrConfig, source_language: str | None,
+                     initial_prompt: str | None) -> list[Segment]:
+    """Whisper's translate task on each segment's own clip (no context, no VAD); a segment
+    whose clip yields no English keeps its own text, so nothing said silently disappears."""
+    import ctranslate2
+
+    out: list[Segment] = []
+    for seg in segments:
+        ctranslate2.set_random_seed(SAMPLING_SEED)
+        clip = audio.read(int(seg.start * SAMPLE_RATE), int(seg.end * SAMPLE_RATE))
+        pieces, _ = model.transcribe(clip, task="translate", language=source_language,
+                                     beam_size=config.beam_size, word_timestamps=False,
+                                     vad_filter=False, condition_on_previous_text=False,
+                                     initial_prompt=initial_prompt)
+        pieces = [p for p in pieces if not _is_hallucination(p)]
+        text = " ".join(p.text.strip() for p in pieces).strip()
+        if not text:
+            out.append(seg)
+            continue
+        words = tuple(Word(round(min(max(w.start + seg.start, seg.start), seg.end), 3),
+                           round(min(max(w.end + seg.start, seg.start), seg.end), 3),
+                           w.word, round(w.probability, 4))
+                      for p in pieces for w in (p.words or ()))
+        out.append(Segment(id=seg.id, start=seg.start, end=seg.end, text=text, words=words,
+                           avg_logprob=round(float(np.mean([p.avg_logprob for p in pieces])), 4),
+                           no_speech_prob=seg.no_speech_prob,
+                           compression_ratio=seg.compression_ratio))
+    return out
 
 
 def onto_segments(english: Sequence[Segment], segments: Sequence[Segment]) -> list[Segment]:

@@ -120,3 +120,23 @@ def test_repetition_loops_are_dropped_and_ordinary_lines_kept() -> None:
                 "Все наши операторы заняты. Пожалуйста, оставайтесь на линии.", "OK."]
     assert all(asr._is_hallucination(seg(t)) for t in loops)
     assert not any(asr._is_hallucination(seg(t)) for t in ordinary)
+
+
+def test_a_segment_left_without_english_is_translated_on_its_own(tmp_path: Path) -> None:
+    """The fallback for a stretch the film's translation left empty: each such segment's clip
+    is translated alone; a clip with nothing to translate keeps its own text."""
+    from cpw_resources.records import Segment
+
+    french = mf.speech("asterisk_dev/fr/agent-alreadyon.opus", rate=SAMPLE_RATE)
+    silence = np.zeros(2 * SAMPLE_RATE, dtype=np.int16)
+    reader = write_wav(tmp_path / "fr.wav", np.concatenate([french, silence]))
+    speech_end = len(french) / SAMPLE_RATE
+    config = asr.AsrConfig.build("base", device="cpu", compute_type="auto", beam_size=5,
+                                 batch_size=1, vad_filter=True, cpu_threads=0)
+    model = asr.load_model(config, ModelRegistry.from_settings(Settings(home=tmp_path)))
+    source = [Segment(0, 0.0, speech_end, "Cet agent est présentement en ligne."),
+              Segment(1, speech_end + 0.2, speech_end + 1.8, "Silence.")]
+    out = asr._translate_clips(model, reader, source, config, "fr", None)
+    assert "agent" in out[0].text.lower() and out[0].text != source[0].text
+    assert out[0].words and all(0.0 <= w.start <= w.end <= speech_end for w in out[0].words)
+    assert out[1] == source[1]

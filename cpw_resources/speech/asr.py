@@ -304,7 +304,7 @@ def translate(
     # Where the film's translation left a stretch without English (a window that looped and
     # was dropped, or that Whisper skipped), each of those segments is translated on its own.
     missing = [k for k, (seg, src) in enumerate(zip(laid, segments, strict=True))
-               if not seg.words and seg.text == src.text]
+               if seg is src]  # onto_segments returns a segment that got no English as is
     for k, seg in zip(missing, _translate_clips(model, audio, [laid[k] for k in missing],
                                                 config, source_language, initial_prompt),
                       strict=True):

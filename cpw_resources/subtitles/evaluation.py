@@ -33,15 +33,12 @@ import pysubs2
 
 from cpw_resources.records import Cue, Segment
 from cpw_resources.subtitles.quality import RefLine, blocks
-from cpw_resources.subtitles.rules import SubtitleRules, check_cues
+from cpw_resources.subtitles.rules import compliance  # noqa: F401  (re-exported: one definition)
 
 #: A cue heard as speech overlaps the reference for at least this long ...
 HEARD_S = 0.3
 #: ... counting each reference cue this much wider on both sides.
 SLACK_S = 0.5
-#: Violations of one cue that make it non-compliant (pairs: ``overlap``, ``gap_too_small``).
-RULES = ("line_too_long", "too_many_lines", "cps_above_target", "cps_above_max", "too_short",
-         "too_long")
 _SPOKEN = {"#": " pound ", "*": " star "}
 # Not part of a word: \w misses the Devanagari vowel signs, so they are named.
 _NOT_WORD = re.compile(r"[^\w'\u0900-\u097F]+|(?<!\w)'|'(?!\w)|_", re.UNICODE)
@@ -86,20 +83,6 @@ def bleu_chrf(reference: Sequence[RefLine], cues: Sequence[Cue]) -> tuple[float,
     refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
     return (round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
             round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2))
-
-
-def compliance(cues: Sequence[Cue], rules: SubtitleRules | None = None) -> float:
-    """Share of cues breaking no rule of :data:`RULES`, nor overlapping or crowding the next."""
-    rules = rules or SubtitleRules()
-    if not cues:
-        return 1.0
-    bad = {i for i, cue in enumerate(cues)
-           if any(check_cues([cue], rules)[k] for k in RULES)}
-    for i in range(1, len(cues)):
-        pair = check_cues([cues[i - 1], cues[i]], rules)
-        if pair["overlap"] or pair["gap_too_small"]:
-            bad.add(i)
-    return round(1 - len(bad) / len(cues), 4)
 
 
 def invented_cues(reference: Sequence[RefLine], cues: Sequence[Cue],

@@ -22,7 +22,7 @@ import pysubs2
 from cpw_resources.errors import MediaError
 from cpw_resources.language.matching import WORD, near_name, term_forms
 from cpw_resources.records import Segment
-from cpw_resources.subtitles.rules import SubtitleRules, build_cues, check_cues
+from cpw_resources.subtitles.rules import SubtitleRules, build_cues, compliance
 
 
 @dataclass(frozen=True)
@@ -158,12 +158,7 @@ def glossary_adherence(source: Sequence[Segment], output: Sequence[Segment],
 def rule_compliance(output: Sequence[Segment], rules: SubtitleRules | None = None) -> float:
     """Share of the subtitle cues built from ``output`` that break no style rule."""
     rules = rules or SubtitleRules()
-    cues = build_cues(output, rules)
-    if not cues:
-        return 1.0
-    bad = sum(1 for cue in cues if sum(check_cues([cue], rules).values()))
-    bad += sum(check_cues(cues, rules)[k] for k in ("overlap", "gap_too_small"))
-    return round(max(0.0, 1 - bad / len(cues)), 4)
+    return compliance(build_cues(output, rules), rules)
 
 
 def score(source: Sequence[Segment], output: Sequence[Segment], terms: Sequence[dict[str, Any]],

@@ -725,6 +725,25 @@ def check_cues(cues: Sequence[Cue], rules: SubtitleRules) -> dict[str, int]:
     return counts
 
 
+#: Violations of one cue that make it non-compliant (pairs: ``overlap``, ``gap_too_small``).
+RULES = ("line_too_long", "too_many_lines", "cps_above_target", "cps_above_max", "too_short",
+         "too_long")
+
+
+def compliance(cues: Sequence[Cue], rules: SubtitleRules | None = None) -> float:
+    """Share of cues breaking no rule of :data:`RULES`, nor overlapping or crowding the next."""
+    rules = rules or SubtitleRules()
+    if not cues:
+        return 1.0
+    bad = {i for i, cue in enumerate(cues)
+           if any(check_cues([cue], rules)[k] for k in RULES)}
+    for i in range(1, len(cues)):
+        pair = check_cues([cues[i - 1], cues[i]], rules)
+        if pair["overlap"] or pair["gap_too_small"]:
+            bad.add(i)
+    return round(1 - len(bad) / len(cues), 4)
+
+
 # --------------------------------------------------------------------------- files
 
 

@@ -14,8 +14,10 @@ VAD and the mel features of one window are in memory at a time), each cut at the
 :data:`CUT_QUIET_S` of the :data:`CUT_SEARCH_S` before its nominal end (:func:`windows`), so a
 cut falls in a pause between words rather than inside one. The windows do not overlap, so no
 speech is transcribed twice and none is skipped; segment and word times are shifted by the
-window's start and ids continue. A language left to detection is detected once, in the first
-window where Whisper finds speech, and then fixed for the rest of the film. (faster-whisper's
+window's start and ids continue. Where Whisper's seek jumped over speech inside a window (a
+run of short lines after a long pause), :func:`_fill_holes` decodes that stretch again. A
+language left to detection is detected once, in the first window where Whisper finds speech,
+and then fixed for the rest of the film. (faster-whisper's
 ``clip_timestamps`` would still need the whole film as one array, and overlapping windows
 would need their text matched up at every seam, where a word can be lost or doubled.)
 """
@@ -26,7 +28,7 @@ import functools
 import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +48,21 @@ _HAS_WORD_CHAR = re.compile(r"\w", re.UNICODE)
 #: but when every try loops, the last one is still returned; its segments are dropped here.
 MAX_COMPRESSION_RATIO = 2.4
 
+#: Speech Whisper skipped is looked for in stretches between segments at least this long
+#: (:func:`_fill_holes`), HOLE_MARGIN_S in from the segments beside them (a segment's end may
+#: fall short of its last word), and decoded again where VAD finds HOLE_MIN_SPEECH_S of it.
+HOLE_MIN_S = 2.0
+HOLE_MARGIN_S = 0.3
+HOLE_MIN_SPEECH_S = 0.5
+_WORDS = re.compile(r"\w+", re.UNICODE)
+
+#: A loop spread over segments is judged with this much text before a segment (:func:`_loops`).
+LOOP_CONTEXT_CHARS = 240
 #: How :func:`transcribe` decodes; part of the transcript's cache key, so a transcript made
 #: another way is made again.
 DECODING = ("plain decoding, words aligned after each window, sampling seeded per window, "
-            "repetition loops dropped")
+            "repetition loops dropped (within and across segments), skipped speech decoded "
+            "again")
 #: How :func:`translate` works; part of the translation's cache key.
 TRANSLATION = ("whole film translated, English words laid onto the transcript's segments, "
                "segments left without English translated clip by clip")
@@ -80,15 +93,28 @@ class AsrConfig:
     batch_size: int
     vad_filter: bool
     cpu_threads: int
+    vad_threshold: float = 0.5  # Silero's speech probability threshold (its default)
+    temperature_fallback: bool = True  # Whisper's retries at higher temperatures
 
     @classmethod
     def build(cls, model: str, *, device: str, compute_type: str, beam_size: int,
-              batch_size: int, vad_filter: bool, cpu_threads: int) -> AsrConfig:
+              batch_size: int, vad_filter: bool, cpu_threads: int, vad_threshold: float = 0.5,
+              temperature_fallback: bool = True) -> AsrConfig:
         """A config with ``auto`` device and compute type resolved for this machine."""
         device = resolve_device(device)
         if compute_type == "auto":
             compute_type = "float16" if device == "cuda" else "int8"
-        return cls(model, device, compute_type, beam_size, batch_size, vad_filter, cpu_threads)
+        return cls(model, device, compute_type, beam_size, batch_size, vad_filter, cpu_threads,
+                   vad_threshold, temperature_fallback)
+
+    def decoding(self) -> dict[str, Any]:
+        """faster-whisper's options for the VAD threshold and temperature fallback."""
+        options: dict[str, Any] = {}
+        if self.vad_filter:
+            options["vad_parameters"] = {"threshold": self.vad_threshold}
+        if not self.temperature_fallback:
+            options["temperature"] = 0.0
+        return options
 
 
 def resolve_device(device: str) -> str:
@@ -232,16 +258,26 @@ def transcribe(
     dropped, after_vad = 0, 0.0
     for lo, hi in windows(audio, window_s):
         offset, limit = lo / SAMPLE_RATE, hi / SAMPLE_RATE
-        stream, info = _transcribe_window(model, audio.read(lo, hi), config,
+        samples = audio.read(lo, hi)
+        stream, info = _transcribe_window(model, samples, config,
                                           detected.language, initial_prompt, task)
         found = len(segments)
+        kept: list[Any] = []
         for seg in stream:
             if _is_hallucination(seg):
                 dropped += 1
             else:
-                segments.append(_to_segment(seg, len(segments), offset, limit))
+                kept.append(seg)
             if progress is not None and duration > 0:
                 progress(min(1.0, (offset + seg.end) / duration))
+        if config.vad_filter:
+            kept = _fill_holes(model, samples, kept, config,
+                               detected.language or info.language, initial_prompt, task)
+        looping = _loops(kept)
+        dropped += len(looping)
+        kept = [seg for k, seg in enumerate(kept) if k not in looping]
+        segments.extend([_to_segment(seg, found + k, offset, limit)
+                         for k, seg in enumerate(kept)])
         after_vad += float(info.duration_after_vad or 0.0)
         detected.update(info, found_speech=len(segments) > found)
     if progress is not None:
@@ -254,6 +290,83 @@ def transcribe(
         duration_after_vad_s=after_vad,
         dropped_segments=dropped,
     )
+
+
+def _loops(kept: Sequence[Any]) -> set[int]:
+    """Indexes of segments that continue a repetition loop spread over several segments (one
+    sentence again and again, each segment a piece of it, so no segment alone looks
+    repetitive): a segment whose text, after the last :data:`LOOP_CONTEXT_CHARS` characters
+    kept before it, compresses more than :data:`MAX_COMPRESSION_RATIO`. Seen in Whisper's
+    translate task over loud music."""
+    looping: set[int] = set()
+    recent = ""
+    for k, seg in enumerate(kept):
+        if compression_ratio(f"{recent} {seg.text}") > MAX_COMPRESSION_RATIO:
+            looping.add(k)
+        else:
+            recent = f"{recent} {seg.text}"[-LOOP_CONTEXT_CHARS:]
+    return looping
+
+
+def _fill_holes(model: Any, samples: np.ndarray, kept: list[Any], config: AsrConfig,
+                language: str | None, initial_prompt: str | None, task: str) -> list[Any]:
+    """``kept`` (one window's segments, window clock) with the speech Whisper skipped put back.
+
+    Whisper sometimes jumps over speech: on a run of one-word lines after a long pause it
+    predicts a segment that ends far into its 30 seconds and seeks past the words in between
+    (the corpus film with long gaps lost 30 words where plain faster-whisper, whose seek
+    follows word times, lost none). A *hole* is a stretch of at least :data:`HOLE_MIN_S`
+    between segments; where Silero VAD (the same model and options as ``vad_filter``) finds
+    speech in one, only that stretch is decoded again, without context, and what it yields is
+    kept when it passes the usual checks and does not repeat the text beside it. VAD runs on
+    the holes only (silence, music, skipped speech), so a film Whisper followed throughout
+    costs little more.
+    """
+    import ctranslate2
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if not kept:  # nothing heard in the whole window: decoding it again would say the same
+        return kept
+    window_s = samples.size / SAMPLE_RATE
+    edges = [0.0] + [t for seg in kept for t in (seg.start, seg.end)] + [window_s]
+    out = list(kept)
+    for k in range(0, len(edges), 2):
+        lo, hi = edges[k] + HOLE_MARGIN_S * (k > 0), edges[k + 1] - HOLE_MARGIN_S * (
+            k + 2 < len(edges))
+        if hi - lo < HOLE_MIN_S:
+            continue
+        first, last = int(lo * SAMPLE_RATE), int(hi * SAMPLE_RATE)
+        speech = get_speech_timestamps(samples[first:last],
+                                       VadOptions(threshold=config.vad_threshold))
+        if sum(s["end"] - s["start"] for s in speech) < HOLE_MIN_SPEECH_S * SAMPLE_RATE:
+            continue
+        start, stop = first + speech[0]["start"], first + speech[-1]["end"]
+        ctranslate2.set_random_seed(SAMPLING_SEED)
+        pieces, _ = model.transcribe(
+            samples[start:stop], task=task, language=language, beam_size=config.beam_size,
+            word_timestamps=False, condition_on_previous_text=False,
+            initial_prompt=initial_prompt, **(config.decoding() | {"vad_filter": True}))
+        before = " ".join(seg.text for seg in kept if seg.end <= lo + HOLE_MARGIN_S)[-200:]
+        after = " ".join(seg.text for seg in kept if seg.start >= hi - HOLE_MARGIN_S)[:200]
+        shift = start / SAMPLE_RATE
+        for piece in pieces:
+            if (_is_hallucination(piece) or _repeats(piece.text, before)
+                    or _repeats(piece.text, after)):
+                continue
+            out.append(_shifted(piece, shift))
+    out.sort(key=lambda seg: seg.start)
+    return out
+
+
+def _repeats(text: str, neighbour: str) -> bool:
+    words = _WORDS.findall(text.lower())
+    return bool(words) and " ".join(words) in " ".join(_WORDS.findall(neighbour.lower()))
+
+
+def _shifted(seg: Any, by: float) -> Any:
+    """A faster-whisper segment moved ``by`` seconds later, its words with it."""
+    words = [replace(w, start=w.start + by, end=w.end + by) for w in (seg.words or ())]
+    return replace(seg, start=seg.start + by, end=seg.end + by, words=words or seg.words)
 
 
 def _transcribe_window(model: Any, samples: np.ndarray, config: AsrConfig,
@@ -271,6 +384,7 @@ def _transcribe_window(model: Any, samples: np.ndarray, config: AsrConfig,
         word_timestamps=config.batch_size > 1,
         vad_filter=config.vad_filter,
         initial_prompt=initial_prompt,
+        **config.decoding(),
     )
     if config.batch_size > 1:
         from faster_whisper import BatchedInferencePipeline
@@ -325,8 +439,9 @@ def _translate_clips(model: Any, audio: WavReader, segments: Sequence[Segment],
         clip = audio.read(int(seg.start * SAMPLE_RATE), int(seg.end * SAMPLE_RATE))
         pieces, _ = model.transcribe(clip, task="translate", language=source_language,
                                      beam_size=config.beam_size, word_timestamps=False,
-                                     vad_filter=False, condition_on_previous_text=False,
-                                     initial_prompt=initial_prompt)
+                                     condition_on_previous_text=False,
+                                     initial_prompt=initial_prompt,
+                                     **(config.decoding() | {"vad_filter": False}))
         pieces = [p for p in pieces if not _is_hallucination(p)]
         text = " ".join(p.text.strip() for p in pieces).strip()
         if not text:

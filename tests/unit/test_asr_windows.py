@@ -140,3 +140,68 @@ def test_a_segment_left_without_english_is_translated_on_its_own(tmp_path: Path)
     assert "agent" in out[0].text.lower() and out[0].text != source[0].text
     assert out[0].words and all(0.0 <= w.start <= w.end <= speech_end for w in out[0].words)
     assert out[1] == source[1]
+
+
+def _two_lines_and_a_pause(tmp_path: Path) -> tuple[WavReader, float]:
+    """jfk.wav, 3 s of silence, then an Asterisk prompt; and when the prompt starts."""
+    jfk = mf.speech("jfk.wav")
+    pause = np.zeros(3 * SAMPLE_RATE, dtype=np.int16)
+    prompt = mf.speech("asterisk_dev/en/all-circuits-busy-now.opus", rate=SAMPLE_RATE)
+    reader = write_wav(tmp_path / "two lines.wav", np.concatenate([jfk, pause, prompt]))
+    return reader, (len(jfk) + len(pause)) / SAMPLE_RATE
+
+
+def test_speech_whisper_skipped_is_decoded_again(tmp_path: Path) -> None:
+    """A window whose decoding jumped over its second line (its segments taken away here, as
+    Whisper's seek does on a run of short lines) gets that speech back, on the window's clock,
+    and the silence before it stays silent."""
+    reader, second = _two_lines_and_a_pause(tmp_path)
+    config = asr.AsrConfig.build("tiny.en", device="cpu", compute_type="auto", beam_size=5,
+                                 batch_size=1, vad_filter=True, cpu_threads=0)
+    model = asr.load_model(config, ModelRegistry.from_settings(Settings(home=tmp_path)))
+    samples = reader.read(0, reader.frames)
+    heard, _ = model.transcribe(samples, language="en", beam_size=5, vad_filter=True)
+    heard = list(heard)
+    first = [seg for seg in heard if seg.end <= second]
+    assert first and len(first) < len(heard)
+
+    filled = asr._fill_holes(model, samples, first, config, "en", None, "transcribe")
+
+    added = filled[len(first):]
+    text = " ".join(seg.text for seg in added).lower()
+    assert "circuits" in text and "busy" in text, text
+    assert filled[:len(first)] == first
+    assert all(second - 0.5 <= seg.start <= seg.end <= reader.duration_s + 0.01 for seg in added)
+    assert all(seg.words and seg.start - 0.01 <= seg.words[0].start for seg in added)
+
+
+def test_a_window_whisper_followed_gains_nothing(tmp_path: Path) -> None:
+    reader, _ = _two_lines_and_a_pause(tmp_path)
+    config = asr.AsrConfig.build("tiny.en", device="cpu", compute_type="auto", beam_size=5,
+                                 batch_size=1, vad_filter=True, cpu_threads=0)
+    model = asr.load_model(config, ModelRegistry.from_settings(Settings(home=tmp_path)))
+    samples = reader.read(0, reader.frames)
+    heard = list(model.transcribe(samples, language="en", beam_size=5, vad_filter=True)[0])
+
+    assert asr._fill_holes(model, samples, heard, config, "en", None, "transcribe") == heard
+
+
+def test_a_loop_spread_over_segments_is_cut_and_a_repeated_line_kept() -> None:
+    from types import SimpleNamespace
+
+    loop = "To deactivate the order mode of all the agents present in the conference, press 8. "
+    text = loop * 6
+    pieces = [text[i:i + 60] for i in range(0, len(text), 60)]  # cut anywhere, as Whisper does
+    before = ["To increase the volume of the other participants,", "press 4."]
+    segs = [SimpleNamespace(text=t) for t in [*before, *pieces, "For this test to work,"]]
+
+    looping = asr._loops(segs)
+
+    kept = [s.text for k, s in enumerate(segs) if k not in looping]
+    assert kept[:2] == before and kept[-1] == "For this test to work,"
+    assert "".join(kept).count("deactivate the order mode") <= 2
+    assert len(looping) >= len(pieces) - 4
+    said_twice = [SimpleNamespace(text=t) for t in
+                  ["Please hold.", "All our operators are busy, please stay on the line.",
+                   "All our operators are busy, please stay on the line.", "Thank you."]]
+    assert asr._loops(said_twice) == set()

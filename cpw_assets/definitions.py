@@ -10,6 +10,7 @@ from cpw_assets.language.enhanced_translation import enhanced_translation
 from cpw_assets.language.glossary import glossary
 from cpw_assets.language.translation import translation
 from cpw_assets.metrics import dbt_resource, metrics_assets, metrics_job, metrics_schedule
+from cpw_assets.optimizer import optimizer_job, optimizer_model, optimizer_schedule
 from cpw_assets.speech.media import audio, media
 from cpw_assets.speech.transcript import transcript
 from cpw_assets.subtitles import subtitles
@@ -22,9 +23,9 @@ refuse_throwaway_instance()
 
 defs = Definitions(
     assets=[media, audio, transcript, glossary, translation, enhanced_translation, subtitles,
-            *metrics_assets],
-    jobs=[subtitle_job, metrics_job],
-    schedules=[metrics_schedule],
+            optimizer_model, *metrics_assets],
+    jobs=[subtitle_job, metrics_job, optimizer_job],
+    schedules=[metrics_schedule, optimizer_schedule],
     sensors=sensors,
     resources={**resources_for(), "dbt": dbt_resource()},
 )

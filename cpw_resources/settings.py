@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     )
     cpu_threads: int = Field(0, ge=0, description="CTranslate2 CPU threads; 0 = all cores.")
     vad_filter: bool = Field(True, description="Skip non-speech with Silero VAD.")
+    optimizer: Literal["on", "off"] = Field(
+        "on", description="Let the optimizer choose the Whisper model, beam, VAD threshold and "
+        "temperature fallback per title from its audio (docs/optimizer.md); off = always the "
+        "configured whisper_model and beam_size.",
+    )
+    optimizer_min_examples: int = Field(
+        200, ge=1, description="Labelled examples a trained optimizer model needs before it "
+        "decides; with fewer, transparent rules decide (and say so).",
+    )
+    optimizer_tolerance: float = Field(
+        0.01, ge=0.0, le=1.0, description="Predicted WER the optimizer may give up for a "
+        "faster config (0.01 = 1 point).",
+    )
+    optimizer_retrain_after: int = Field(
+        100, ge=1, description="New labelled examples since the current optimizer model that "
+        "make the retrain sensor ask for a retrain.",
+    )
     language: str | None = Field(
         None, description="Source language code (hi, fr, ...); unset = sidecar or detected."
     )

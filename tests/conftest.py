@@ -78,8 +78,10 @@ def run_title(instance: DagsterInstance, home: Path):
 
     def run(media: Path, *, only: list[str] | None = None, **overrides: object) -> TitleRun:
         """``overrides`` are settings, the rest comes from the (test's) environment; ``only``
-        materialises just those assets (the others' files stay as they are)."""
-        settings = Settings(**{"home": home, "whisper_model": "tiny.en", **overrides})
+        materialises just those assets (the others' files stay as they are). The optimizer
+        is off unless a test turns it on: the others test what a given model does."""
+        settings = Settings(**{"home": home, "whisper_model": "tiny.en", "optimizer": "off",
+                               **overrides})
         key = TitleRegistry(home / "titles").register(media).key
         instance.add_dynamic_partitions(titles.name, [key])
         config = run_config(settings)

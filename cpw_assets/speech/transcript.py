@@ -1,7 +1,7 @@
 """``transcript``: faster-whisper with VAD and word timestamps, plus a training example."""
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from dagster import AssetExecutionContext, MaterializeResult, asset
@@ -10,11 +10,16 @@ from cpw_assets.speech.media import audio
 from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
 from cpw_resources.errors import ConfigError, MediaError
-from cpw_resources.language.glossary import sidecar_language
+from cpw_resources.language.glossary import sidecar_language, sidecar_whisper_pin
+from cpw_resources.optimizer.candidates import Candidate, candidates
+from cpw_resources.optimizer.decide import Decision, decide
+from cpw_resources.optimizer.features import detect_language, title_features
+from cpw_resources.optimizer.model import audio_vector
 from cpw_resources.orchestration.config import TranscriptConfig
 from cpw_resources.orchestration.partitions import titles
 from cpw_resources.orchestration.resources import (
     EventStoreResource,
+    OptimizerResource,
     TitleRegistryResource,
     WhisperResource,
 )
@@ -25,21 +30,32 @@ from cpw_resources.speech.asr import (
     is_multilingual,
     transcribe,
 )
+from cpw_resources.speech.models import is_english_only
 from cpw_resources.store.cache import sha256_file
 from cpw_resources.store.sidecars import SUBTITLE_FORMATS, Sidecars
 from cpw_resources.subtitles.quality import load_reference, word_error_rate
+
+#: English-only models are candidates for a film detected as English only this surely.
+ENGLISH_ONLY_MIN_PROBABILITY = 0.9
 
 
 @asset(partitions_def=titles, group_name="speech", deps=[audio],
        kinds={"whisper"})
 def transcript(context: AssetExecutionContext, config: TranscriptConfig,
                store: EventStoreResource, titles: TitleRegistryResource,
-               whisper: WhisperResource) -> MaterializeResult:
-    """Timed segments and words in the spoken language (given, from the sidecar, or detected)."""
+               whisper: WhisperResource, optimizer: OptimizerResource) -> MaterializeResult:
+    """Timed segments and words in the spoken language (given, from the sidecar, or detected),
+    with the Whisper config the optimizer chose for this audio (or the pinned one)."""
     with stage(context, store, titles) as st:
-        asr = whisper.asr_config(config.model, beam_size=config.beam_size,
-                                 batch_size=config.batch_size, vad_filter=config.vad_filter)
         language = config.language or sidecar_language(st.title.media)
+        choice = _choose(st, config, whisper, optimizer, language)
+        picked = choice.decision.candidate
+        asr = whisper.asr_config(picked.model, beam_size=picked.beam_size,
+                                 batch_size=config.batch_size, vad_filter=config.vad_filter,
+                                 vad_threshold=picked.vad_threshold,
+                                 temperature_fallback=picked.temperature_fallback)
+        if language is None and is_english_only(picked.model):
+            language = choice.language  # chosen for English it was detected to be
         references = [p for p in Sidecars(st.title.media).existing()
                       if p.suffix.lower() in SUBTITLE_FORMATS]
         result = st.reuse(
@@ -51,13 +67,62 @@ def transcript(context: AssetExecutionContext, config: TranscriptConfig,
         if result is None:
             with st.asr_slot(whisper):
                 result = st.save(_transcribe(st, whisper, asr, language,
-                                             from_setting=bool(config.language)))
+                                             from_setting=bool(config.language), choice=choice))
         st.audio_seconds = result["audio_seconds"]
     return MaterializeResult(metadata=st.metadata(result))
 
 
+@dataclass(frozen=True)
+class _Choice:
+    decision: Decision
+    features: dict
+    language: str | None  # given, or detected for the choice (None: unknown)
+    seconds: float  # what features and prediction cost
+
+
+def _choose(st: Stage, config: TranscriptConfig, whisper: WhisperResource,
+            optimizer: OptimizerResource, language: str | None) -> _Choice:
+    """The Whisper config for this title: pinned by its sidecar, the run config's when the
+    optimizer is off, else the optimizer's choice among the installed candidates."""
+    started = time.perf_counter()
+    default = Candidate(config.model, config.beam_size)
+    fingerprint = st.files.fingerprint()
+    pin = sidecar_whisper_pin(st.title.media)
+    if pin is not None:
+        decision = decide({}, [], default, model=None, min_examples=1, tolerance=0.0,
+                          pinned=Candidate(**pin.model_dump()))
+        return _Choice(decision, title_features(fingerprint, language, None), language,
+                       time.perf_counter() - started)
+    if config.optimizer == "off" or not optimizer.enabled:
+        decision = decide({}, [], default, model=None, min_examples=1, tolerance=0.0,
+                          enabled=False)
+        return _Choice(decision, title_features(fingerprint, language, None), language,
+                       time.perf_counter() - started)
+    probability: float | None = 1.0 if language else None
+    model = optimizer.models.current()
+    learned = model is not None and int(model.info.get("rows", 0)) >= optimizer.min_examples
+    if language is None and is_english_only(config.model):
+        language, probability = "en", None  # as the transcript itself assumes
+    elif language is None and learned:  # the rules do not look at the language
+        default_asr = whisper.asr_config(config.model, beam_size=config.beam_size)
+        language, probability = detect_language(whisper.load(default_asr), st.files.audio())
+    models = whisper.models.available()
+    sure_english = language == "en" and (probability is None
+                                          or probability >= ENGLISH_ONLY_MIN_PROBABILITY)
+    features = title_features(fingerprint, language, probability)
+    decision = decide(audio_vector(features),
+                      candidates(models, english=sure_english,
+                                 english_only=[m for m in models if is_english_only(m)]),
+                      default, model=model,
+                      min_examples=optimizer.min_examples, tolerance=optimizer.tolerance)
+    seconds = time.perf_counter() - started
+    st.context.log.info(f"optimizer: {decision.candidate.key} ({decision.source}: "
+                        f"{decision.reason}); features and choice took {seconds:.2f} s")
+    return _Choice(decision, features, language, seconds)
+
+
 def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language: str | None,
-                *, from_setting: bool) -> dict:
+                *, from_setting: bool, choice: _Choice) -> dict:
     wav = st.files.audio()
     fingerprint = st.files.fingerprint()
     audio_seconds = wav.duration_s
@@ -102,18 +167,27 @@ def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language
             st.context.log.info(f"WER against {reference.name}: {proxies['wer']}")
         except MediaError as error:  # optional: the transcript stands without it
             st.context.log.warning(f"reference not used for WER: {error}")
+    rtf = asr_seconds / audio_seconds if audio_seconds else None
     st.record("training_examples", [{
-        **{k: fingerprint.get(k) for k in (
-            "duration_s", "loudness_dbfs", "peak_dbfs", "speech_ratio", "music_ratio",
-            "silence_ratio", "snr_db")},
-        "language": result.language,
-        "language_probability": result.language_probability,
+        **title_features(fingerprint, result.language, result.language_probability),
         "model": config.model, "device": config.device,
         "compute_type": config.compute_type, "beam_size": config.beam_size,
         "batch_size": config.batch_size, "vad_filter": config.vad_filter,
-        "wall_seconds": asr_seconds,
-        "realtime_factor": asr_seconds / audio_seconds if audio_seconds else None,
+        "vad_threshold": config.vad_threshold,
+        "temperature_fallback": config.temperature_fallback,
+        "wall_seconds": asr_seconds, "realtime_factor": rtf,
         "segments": len(segments), "words": words, **proxies, "source": "pipeline",
+        "recording": st.key,
+    }])
+    decision = choice.decision
+    st.record("optimizer_decisions", [{
+        "config": decision.candidate.key, "model": config.model,
+        "beam_size": config.beam_size, "vad_threshold": config.vad_threshold,
+        "temperature_fallback": config.temperature_fallback, "source": decision.source,
+        "reason": decision.reason, "predicted_wer": decision.predicted_error,
+        "predicted_seconds_per_audio_s": decision.predicted_seconds_per_audio_s,
+        "measured_wer": proxies.get("wer"), "measured_seconds_per_audio_s": rtf,
+        "audio_seconds": audio_seconds, "features_seconds": choice.seconds,
     }])
     return {
         "audio_seconds": audio_seconds,
@@ -125,8 +199,15 @@ def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language
         "dropped_segments": result.dropped_segments,
         "audio_seconds_per_second": round(audio_seconds / max(asr_seconds, 1e-9), 2),
         "model": config.model,
+        "optimizer": {**decision.as_metadata(), "measured_wer": proxies.get("wer"),
+                      "measured_seconds_per_audio_s": _round(rtf),
+                      "features_seconds": round(choice.seconds, 3)},
         **{k: round(v, 4) for k, v in proxies.items() if v is not None},
     }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _quality_proxies(segments: list) -> dict[str, float | None]:

@@ -118,6 +118,18 @@ class Character(BaseModel):
     actor: TermText | None = None
 
 
+class WhisperPin(BaseModel):
+    """The sidecar JSON's ``whisper`` block: this title's Whisper config, pinned (the
+    optimizer does not choose for it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                            max_length=200)]
+    beam_size: Annotated[int, Field(ge=1, le=20)] = 5
+    vad_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    temperature_fallback: bool = True
+
+
 class TitleMetadata(BaseModel):
     """The sidecar JSON; every field is optional and keys not listed here are ignored."""
 
@@ -134,6 +146,8 @@ class TitleMetadata(BaseModel):
     #: The audio track to transcribe: a number (0 = first audio track) or a language tag.
     audio_track: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                   max_length=35)] | None = None
+    #: Pins the Whisper config: {"model": "base", "beam_size": 5, ...} (docs/optimizer.md).
+    whisper: WhisperPin | None = None
 
     @field_validator("characters", mode="before")
     @classmethod
@@ -233,6 +247,12 @@ def sidecar_audio_track(media: Path) -> str | None:
     """The sidecar's ``audio_track`` (a track number or a language tag), or None."""
     parsed = _title_metadata(Sidecars(media).metadata)
     return parsed.audio_track if parsed is not None else None
+
+
+def sidecar_whisper_pin(media: Path) -> WhisperPin | None:
+    """The sidecar's pinned Whisper config, or None."""
+    parsed = _title_metadata(Sidecars(media).metadata)
+    return parsed.whisper if parsed is not None else None
 
 
 def _odd_line(cells: list[str]) -> str | None:

@@ -53,6 +53,7 @@ class TranscriptConfig(Config):
     batch_size: int = setting("batch_size")
     vad_filter: bool = setting("vad_filter")
     language: str | None = setting("language")
+    optimizer: Literal["on", "off"] = setting("optimizer")
 
 
 class TranslationConfig(Config):

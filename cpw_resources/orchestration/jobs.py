@@ -1,4 +1,5 @@
-"""``subtitle_job``: every per-title asset, in process.
+"""``subtitle_job``: every per-title asset, in process; ``optimizer_job``: the optimizer's
+retrain (asked for by its schedule and its sensor, which both import it from here).
 
 The in-process executor keeps one Python process and one loaded Whisper model for the whole
 title; a process per step would re-import Dagster and reload the model at every step, which
@@ -16,4 +17,10 @@ subtitle_job = define_asset_job(
     executor_def=in_process_executor,
     description="Media file → audio → transcript → glossary → translation → "
     "enhanced_translation → subtitles.",
+)
+
+optimizer_job = define_asset_job(
+    "optimizer_job", selection=AssetSelection.assets("optimizer_model"),
+    executor_def=in_process_executor,
+    description="Retrain the Whisper config optimizer from the labelled training examples.",
 )

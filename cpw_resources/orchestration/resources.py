@@ -6,6 +6,7 @@
 - ``inbox`` (:class:`InboxResource`): the watched folder;
 - ``reliability`` (:class:`ReliabilityResource`): breakers, retry policies, deadlines, timeouts;
 - ``whisper`` (:class:`WhisperResource`): model registry, device, compute type, loaded models;
+- ``optimizer`` (:class:`OptimizerResource`): the per-title config choice and its models;
 - ``llm`` (:class:`LlmResource`): provider keys and URLs, prices, reply cache, daily budget;
 - ``tmdb`` (:class:`TmdbResource`): TMDB credentials and URL;
 - ``dbt`` (``DbtCliResource``): the dbt project of metric models.
@@ -31,6 +32,7 @@ from pydantic import Field
 from cpw_resources.errors import ConfigError
 from cpw_resources.llm.pricing import Pricing
 from cpw_resources.llm.providers import LlmAccess, LlmProvider, ProviderSpec, make_provider
+from cpw_resources.optimizer.model import ModelStore
 from cpw_resources.services.reliability import Policy, Reliability
 from cpw_resources.services.tmdb import TmdbClient
 from cpw_resources.settings import Settings
@@ -159,14 +161,33 @@ class WhisperResource(ConfigurableResource):
         )
 
     def asr_config(self, model: str, *, beam_size: int = 5, batch_size: int = 1,
-                   vad_filter: bool = True) -> AsrConfig:
+                   vad_filter: bool = True, vad_threshold: float = 0.5,
+                   temperature_fallback: bool = True) -> AsrConfig:
         return AsrConfig.build(model, device=self.device, compute_type=self.compute_type,
                                beam_size=beam_size, batch_size=batch_size,
-                               vad_filter=vad_filter, cpu_threads=self.cpu_threads)
+                               vad_filter=vad_filter, cpu_threads=self.cpu_threads,
+                               vad_threshold=vad_threshold,
+                               temperature_fallback=temperature_fallback)
 
     def load(self, config: AsrConfig) -> Any:
         """The faster-whisper model for ``config``, loaded once per process."""
         return load_model(config, self.models)
+
+
+class OptimizerResource(ConfigurableResource):
+    """The optimizer: whether it decides, how sure it must be, when it retrains;
+    its models live under ``$CPW_HOME/optimizer`` (docs/optimizer.md)."""
+
+    home: HomeResource
+    enabled: bool = Field(True, description="CPW_OPTIMIZER=on|off: let it choose the Whisper "
+                          "config per title")
+    min_examples: int = _field("optimizer_min_examples")
+    tolerance: float = _field("optimizer_tolerance")
+    retrain_after: int = _field("optimizer_retrain_after")
+
+    @property
+    def models(self) -> ModelStore:
+        return ModelStore(self.home.under("optimizer"))
 
 
 class LlmResource(ConfigurableResource):
@@ -303,6 +324,9 @@ def resources_for(settings: Settings | None = None,
             model_paths={k: str(v) for k, v in s.whisper_model_paths.items()},
             device=s.device, compute_type=s.compute_type, cpu_threads=s.cpu_threads,
             asr_pool_size=s.asr_pool_size, slot_wait_timeout_s=s.slot_wait_timeout_s),
+        "optimizer": OptimizerResource(
+            home=home, enabled=s.optimizer == "on", min_examples=s.optimizer_min_examples,
+            tolerance=s.optimizer_tolerance, retrain_after=s.optimizer_retrain_after),
         "llm": LlmResource(
             home=home, compatible_base_url=s.compatible_base_url,
             pricing_file=str(s.pricing_file) if s.pricing_file else None,

@@ -718,6 +718,11 @@ SPEECH_MIN_LEVEL_STD_DB = 5.0
 SPEECH_MAX_SPECTRAL_CORR = 0.62
 MUSIC_MIN_SPECTRAL_CORR = 0.70
 _BAND_HZ = (200.0, 4000.0)  # where speech formants and most melodic energy live
+#: highband_ratio: the share of a voiced frame's energy above this (telephone audio has ~0).
+HIGH_BAND_HZ = 4000.0
+#: speech_rate: a syllable peak stands out this much from the dips within 90 ms of it.
+SYLLABLE_GAP_FRAMES = 3
+SYLLABLE_PROMINENCE_DB = 4.0
 _CORR_LAG_FRAMES = 3  # 90 ms: longer than a phone's steady part, shorter than a held note
 _CUE_WINDOW_FRAMES = 33  # ~1 s
 _FLOOR_WINDOW_FRAMES = 99  # ~3 s
@@ -740,10 +745,11 @@ def _summarise(blocks: Iterable[np.ndarray], sample_rate: int) -> dict[str, floa
     features = _FrameFeatures(sample_rate)
     for block in blocks:
         features.add(block)
-    mean_square, corr = features.result()
+    mean_square, corr, high_share, flatness = features.result()
     db = np.maximum(10.0 * np.log10(mean_square + 1e-13), DIGITAL_SILENCE_DBFS)
     speech, music, silent = _classify_frames(db, corr)
     n = max(db.size, 1)
+    voiced = speech if speech.any() else ~silent
     # From frame energies and min/max: no float64 copy of a 2-hour film (~1 GB) is made.
     whole_mean_square = float(mean_square.mean()) if mean_square.size else 0.0
     return {
@@ -754,7 +760,28 @@ def _summarise(blocks: Iterable[np.ndarray], sample_rate: int) -> dict[str, floa
         "snr_db": round(_snr_db(db, speech), 2),
         "music_ratio": round(float(music.sum()) / n, 4),
         "silence_ratio": round(float(silent.sum()) / n, 4),
+        "highband_ratio": round(float(np.median(high_share[voiced])), 4) if voiced.any()
+        else 0.0,
+        "spectral_flatness": round(float(np.median(flatness[voiced])), 4) if voiced.any()
+        else 0.0,
+        "speech_rate": round(_syllable_rate(db, speech), 2),
     }
+
+
+def _syllable_rate(db: np.ndarray, speech: np.ndarray) -> float:
+    """Syllable-like level peaks per second of speech: frames of speech louder than every
+    frame within SYLLABLE_GAP_FRAMES and SYLLABLE_PROMINENCE_DB above the dip before them.
+    A rough measure of how fast people talk (fast speech is harder for small models)."""
+    if speech.sum() < _CUE_WINDOW_FRAMES:
+        return 0.0
+    smooth = _moving_mean(db, 3)
+    width = 2 * SYLLABLE_GAP_FRAMES + 1
+    padded = np.pad(smooth, SYLLABLE_GAP_FRAMES, mode="edge")
+    around = np.lib.stride_tricks.sliding_window_view(padded, width)
+    peak = (smooth >= around.max(axis=1)) & speech
+    dip = around.min(axis=1)
+    peaks = int((peak & (smooth - dip >= SYLLABLE_PROMINENCE_DB)).sum())
+    return peaks / (float(speech.sum()) * FRAME_S)
 
 
 def _dbfs(mean_square: float) -> float:
@@ -777,8 +804,11 @@ class _FrameFeatures:
         self.samples, self.peak = 0, 0.0
         self._rest = np.zeros(0, dtype=np.float32)
         self._previous_shapes: np.ndarray | None = None
+        self.high = freqs >= HIGH_BAND_HZ
         self._mean_square: list[np.ndarray] = []
         self._corr: list[np.ndarray] = []
+        self._high_share: list[np.ndarray] = []
+        self._flatness: list[np.ndarray] = []
 
     def add(self, block: np.ndarray) -> None:
         if block.size:
@@ -793,7 +823,12 @@ class _FrameFeatures:
 
     def _add_frames(self, chunk: np.ndarray) -> None:
         mean_square = np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64) / self.frame_len
-        shape = _spectral_shape(chunk, self.window, self.n_fft, self.band)
+        magnitude = np.abs(np.fft.rfft(chunk * self.window, self.n_fft, axis=1))
+        power = np.square(magnitude, dtype=np.float64) + 1e-12
+        self._high_share.append(power[:, self.high].sum(axis=1) / power.sum(axis=1))
+        self._flatness.append(np.exp(np.log(power[:, self.band]).mean(axis=1))
+                              / power[:, self.band].mean(axis=1))
+        shape = _spectral_shape(magnitude[:, self.band])
         kept = self._previous_shapes
         both = shape if kept is None else np.concatenate((kept, shape))
         lag, first = _CORR_LAG_FRAMES, both.shape[0] - shape.shape[0]
@@ -806,21 +841,21 @@ class _FrameFeatures:
         self._mean_square.append(mean_square)
         self._corr.append(corr)
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
+    def result(self) -> tuple[np.ndarray, ...]:
+        """Per frame: mean square, spectral correlation, high-band share, flatness."""
         if not self._mean_square:
-            return np.zeros(0), np.zeros(0)
-        return np.concatenate(self._mean_square), np.concatenate(self._corr)
+            return np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)
+        return (np.concatenate(self._mean_square), np.concatenate(self._corr),
+                np.concatenate(self._high_share), np.concatenate(self._flatness))
 
 
-def _spectral_shape(
-    frames: np.ndarray, window: np.ndarray, n_fft: int, band: np.ndarray
-) -> np.ndarray:
+def _spectral_shape(band_magnitude: np.ndarray) -> np.ndarray:
     """Band magnitude spectra, mean-removed and unit-norm, so a dot product is a correlation.
 
     Mean removal makes white noise correlate ~0 with itself 90 ms later; without it any two
     non-negative spectra look alike.
     """
-    mag = np.abs(np.fft.rfft(frames * window, n_fft, axis=1)[:, band])
+    mag = band_magnitude.copy()
     mag -= mag.mean(axis=1, keepdims=True)
     mag /= np.linalg.norm(mag, axis=1, keepdims=True) + 1e-9
     return mag

@@ -226,7 +226,20 @@ FINGERPRINT_KEYS = {
     "snr_db",
     "music_ratio",
     "silence_ratio",
+    "highband_ratio",
+    "spectral_flatness",
+    "speech_rate",
 }
+
+
+def test_the_optimizers_features_tell_speech_from_noise(decoded) -> None:
+    speech = fingerprint(decoded(JFK))
+    noise = fingerprint(np.random.default_rng(0).standard_normal(16000 * 5).astype(
+        np.float32) * 0.1)
+    assert 2.0 <= speech["speech_rate"] <= 7.0  # syllables per second of speech
+    assert speech["highband_ratio"] < 0.05 < noise["highband_ratio"]  # white: ~half above 4k
+    assert speech["spectral_flatness"] < 0.1 < noise["spectral_flatness"]
+    assert fingerprint(np.zeros(16000, dtype=np.float32))["speech_rate"] == 0.0
 
 
 def test_speech_scores_far_more_speech_than_a_music_trailer(decoded) -> None:

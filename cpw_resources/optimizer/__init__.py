@@ -1,0 +1,1 @@
+"""The optimizer: which Whisper config a title's audio needs (features → candidates → choice)."""

@@ -210,21 +210,17 @@ def main() -> None:  # noqa: C901 - one linear script: run, score, print, record
                     ev.reference_lines(args.corpus / film["refs"][film["language"]]),
                     ev.read_cues(own.srt))
         rows.append((film, project, plain))
-        fingerprint = json.loads((title_dir / "fingerprint.json").read_text())
-        transcript = json.loads((title_dir / "transcript.json").read_text())
+        # The run's own example (features, the config it chose, ASR time), labelled here.
+        home = Path(env["CPW_HOME"])
+        ran = [r for r in EventStore(home / "events", home / "cpw.duckdb")
+               .read("training_examples").to_dicts()
+               if r["title"] == title_dir.name and r.get("source") == "pipeline"][-1]
         examples.append({
-            **{k: fingerprint.get(k) for k in (
-                "duration_s", "loudness_dbfs", "peak_dbfs", "speech_ratio", "music_ratio",
-                "silence_ratio", "snr_db")},
-            "language": transcript.get("language"),
-            "language_probability": transcript.get("language_probability"),
-            **{k: transcript["config"].get(k) for k in (
-                "model", "device", "compute_type", "beam_size", "batch_size", "vad_filter")},
-            "wall_seconds": project.wall_s,
-            "realtime_factor": project.wall_s / film["duration_s"],
-            "segments": len(transcript["segments"]),
+            **{k: v for k, v in ran.items()
+               if k not in ("schema_version", "ts", "run_id", "title", "asset")},
             "wer": project.wer if project.wer is not None else project.extra.get("source_wer"),
             "bleu": project.bleu, "chrf": project.chrf, "target_language": "en",
+            "recording": film["base"],
             "source": "corpus", "condition": film["condition"],
         })
         metric = "WER" if project.wer is not None else "BLEU"

@@ -4,7 +4,8 @@
   block, or ``optimizer: off`` in the run config with the model and beam set there);
 - **off**: the optimizer is switched off (setting ``CPW_OPTIMIZER=off``): the default config;
 - **model**: a trained model exists with at least ``min_examples`` training rows: the cheapest
-  candidate within ``tolerance`` of the best predicted WER (:func:`model.choose`);
+  candidate within ``tolerance`` of the best predicted WER (:func:`model.choose`), among the
+  candidates it has labels for (and the default): a config never measured is never guessed;
 - **rules** otherwise, said as such: hard audio (SNR under :data:`HARD_SNR_DB` or music over
   :data:`HARD_MUSIC_RATIO` of the film) gets the largest installed model that can transcribe
   the language, with beam 5 or more; any other audio keeps the default.
@@ -56,7 +57,10 @@ def decide(audio: Mapping[str, float], candidates: Sequence[Candidate], default:
         return Decision(default, "off", "optimizer off (CPW_OPTIMIZER=off): default config")
     options = list(dict.fromkeys([default, *candidates]))
     rows = int((model.info or {}).get("rows", 0)) if model is not None else 0
-    if model is not None and rows >= min_examples:
+    known = set((model.info or {}).get("configs", ())) if model is not None else set()
+    labelled = [c for c in options if c.key in known]
+    if model is not None and rows >= min_examples and labelled:
+        options = list(dict.fromkeys([default, *labelled]))
         predictions = model.predict(audio, options)
         chosen = choose(predictions, tolerance)
         best = min(p.error for p in predictions)

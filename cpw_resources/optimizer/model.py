@@ -196,6 +196,9 @@ def train(examples: Sequence[Example]) -> OptimizerModel:
         "importance": {k: round(v, 4) for k, v in
                        sorted(importance.items(), key=lambda kv: -kv[1])},
         "features": list(FEATURES),
+        # The model chooses only among configs it has labels for (cpw_resources/optimizer/
+        # decide.py); exploration and corpus runs bring in new ones.
+        "configs": sorted({e.candidate.key for e in training}),
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     return model

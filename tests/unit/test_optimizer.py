@@ -133,3 +133,14 @@ def test_a_thousand_examples_train_quickly() -> None:
     train(many[:1000])
     assert time.perf_counter() - started < 60  # the benchmark holds it to 30 s, quietly
     assert 0.05 < sum(is_holdout(f"rec{r}") for r in range(1000)) / 1000 < 0.35
+
+
+def test_a_model_never_guesses_a_config_it_has_no_labels_for() -> None:
+    beams_only = [e for e in examples(30) if e.candidate.vad_threshold == 0.5
+                  and e.candidate.temperature_fallback]
+    model = train(beams_only)
+    default = Candidate("base", 5)
+    for snr in (2.0, 20.0, 35.0):
+        chosen = decide(audio(snr), SPACE, default, model=model, min_examples=1,
+                        tolerance=0.01).candidate
+        assert chosen.vad_threshold == 0.5 and chosen.temperature_fallback, chosen

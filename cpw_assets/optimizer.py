@@ -30,7 +30,7 @@ def optimizer_model(context: AssetExecutionContext, store: EventStoreResource,
     """Predicts a config's WER and time from a title's audio; the transcript picks the fastest
     config within the tolerance of the best."""
     rows = store.events.read("training_examples").to_dicts()
-    examples = examples_from_rows(rows)
+    examples = examples_from_rows(rows, timed_only=True)
     context.log.info(f"optimizer: {len(examples)} labelled examples of {len(rows)} rows")
     done = retrain(optimizer.models, examples, min_examples=optimizer.min_examples)
     store.append("optimizer_models", [done.as_row()], run_id=context.run_id, title="",

@@ -76,6 +76,15 @@ class Settings(BaseSettings):
         0.01, ge=0.0, le=1.0, description="Predicted WER the optimizer may give up for a "
         "faster config (0.01 = 1 point).",
     )
+    optimizer_explore_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="Share of titles (chosen by their key) that also "
+        "decode a slice of their audio with a neighbouring config, timed and scored, so the "
+        "optimizer keeps learning; 0 = never.",
+    )
+    optimizer_explore_seconds: float = Field(
+        60.0, gt=0.0, le=600.0, description="Longest slice an exploration decodes (never more "
+        "than a tenth of the film).",
+    )
     optimizer_retrain_after: int = Field(
         100, ge=1, description="New labelled examples since the current optimizer model that "
         "make the retrain sensor ask for a retrain.",

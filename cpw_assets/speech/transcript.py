@@ -1,6 +1,7 @@
 """``transcript``: faster-whisper with VAD and word timestamps, plus a training example."""
 
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -13,6 +14,7 @@ from cpw_resources.errors import ConfigError, MediaError
 from cpw_resources.language.glossary import sidecar_language, sidecar_whisper_pin
 from cpw_resources.optimizer.candidates import Candidate, candidates
 from cpw_resources.optimizer.decide import Decision, decide
+from cpw_resources.optimizer.explore import explores, neighbour, run_trials, slice_span
 from cpw_resources.optimizer.features import detect_language, title_features
 from cpw_resources.optimizer.model import audio_vector
 from cpw_resources.orchestration.config import TranscriptConfig
@@ -23,6 +25,7 @@ from cpw_resources.orchestration.resources import (
     TitleRegistryResource,
     WhisperResource,
 )
+from cpw_resources.records import Segment
 from cpw_resources.speech.asr import (
     DECODING,
     WINDOW_S,
@@ -30,6 +33,7 @@ from cpw_resources.speech.asr import (
     is_multilingual,
     transcribe,
 )
+from cpw_resources.speech.media import SAMPLE_RATE, WavReader, write_wav
 from cpw_resources.speech.models import is_english_only
 from cpw_resources.store.cache import sha256_file
 from cpw_resources.store.sidecars import SUBTITLE_FORMATS, Sidecars
@@ -66,7 +70,7 @@ def transcript(context: AssetExecutionContext, config: TranscriptConfig,
         )
         if result is None:
             with st.asr_slot(whisper):
-                result = st.save(_transcribe(st, whisper, asr, language,
+                result = st.save(_transcribe(st, whisper, optimizer, asr, language,
                                              from_setting=bool(config.language), choice=choice))
         st.audio_seconds = result["audio_seconds"]
     return MaterializeResult(metadata=st.metadata(result))
@@ -121,8 +125,9 @@ def _choose(st: Stage, config: TranscriptConfig, whisper: WhisperResource,
     return _Choice(decision, features, language, seconds)
 
 
-def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language: str | None,
-                *, from_setting: bool, choice: _Choice) -> dict:
+def _transcribe(st: Stage, whisper: WhisperResource, optimizer: OptimizerResource,
+                config: AsrConfig, language: str | None, *, from_setting: bool,
+                choice: _Choice) -> dict:
     wav = st.files.audio()
     fingerprint = st.files.fingerprint()
     audio_seconds = wav.duration_s
@@ -161,13 +166,17 @@ def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language
     words = sum(len(s.words) for s in segments)
     proxies = _quality_proxies(segments)
     reference = Sidecars(st.title.media).reference(result.language) if result.language else None
+    reference_lines = None
     if reference is not None:
         try:
-            proxies["wer"] = word_error_rate(load_reference(reference), segments)
+            reference_lines = load_reference(reference)
+            proxies["wer"] = word_error_rate(reference_lines, segments)
             st.context.log.info(f"WER against {reference.name}: {proxies['wer']}")
         except MediaError as error:  # optional: the transcript stands without it
             st.context.log.warning(f"reference not used for WER: {error}")
     rtf = asr_seconds / audio_seconds if audio_seconds else None
+    explored = _explore(st, whisper, optimizer, config, choice, wav, result.language,
+                        reference_lines)
     st.record("training_examples", [{
         **title_features(fingerprint, result.language, result.language_probability),
         "model": config.model, "device": config.device,
@@ -188,6 +197,8 @@ def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language
         "predicted_seconds_per_audio_s": decision.predicted_seconds_per_audio_s,
         "measured_wer": proxies.get("wer"), "measured_seconds_per_audio_s": rtf,
         "audio_seconds": audio_seconds, "features_seconds": choice.seconds,
+        "explored_config": explored[0] if explored else None,
+        "explore_seconds": explored[1] if explored else None,
     }])
     return {
         "audio_seconds": audio_seconds,
@@ -201,9 +212,67 @@ def _transcribe(st: Stage, whisper: WhisperResource, config: AsrConfig, language
         "model": config.model,
         "optimizer": {**decision.as_metadata(), "measured_wer": proxies.get("wer"),
                       "measured_seconds_per_audio_s": _round(rtf),
-                      "features_seconds": round(choice.seconds, 3)},
+                      "features_seconds": round(choice.seconds, 3),
+                      "explored": explored[0] if explored else None},
         **{k: round(v, 4) for k, v in proxies.items() if v is not None},
     }
+
+
+def _explore(st: Stage, whisper: WhisperResource, optimizer: OptimizerResource,
+             config: AsrConfig, choice: _Choice, wav: WavReader, language: str | None,
+             reference: list | None) -> tuple[str, float] | None:
+    """For the share of titles that explore: one slice decoded with the chosen config and
+    with its least-labelled neighbour, each recorded as a timed (and, with a reference,
+    scored) training example. Returns (the neighbour's key, seconds spent), or None."""
+    if choice.decision.source in ("pinned", "off") or not explores(
+            st.key, optimizer.explore_share):
+        return None
+    span = slice_span(wav.duration_s, optimizer.explore_seconds)
+    models = whisper.models.available()
+    space = candidates(models, english=language == "en",
+                       english_only=[m for m in models if is_english_only(m)])
+    labels = Counter(Candidate(str(r["model"]), int(r.get("beam_size") or 5),
+                               float(r.get("vad_threshold") or 0.5),
+                               r.get("temperature_fallback") is not False).key
+                     for r in st.store.events.read("training_examples").to_dicts()
+                     if r.get("wer") is not None and r.get("model"))
+    other = neighbour(choice.decision.candidate, space, labels)
+    if span is None or other is None:
+        return None
+    started = time.perf_counter()
+    lo, hi = span
+    piece = st.dir / ".explore.wav"
+    write_wav(piece, wav.read(int(lo * SAMPLE_RATE), int(hi * SAMPLE_RATE)))
+    said = [r for r in reference or () if lo <= (r.start + r.end) / 2 < hi]
+
+    def decode(c: Candidate) -> tuple[str, float]:
+        asr = whisper.asr_config(c.model, beam_size=c.beam_size, batch_size=config.batch_size,
+                                 vad_filter=config.vad_filter, vad_threshold=c.vad_threshold,
+                                 temperature_fallback=c.temperature_fallback)
+        slice_reader = WavReader(piece)
+        result = transcribe(whisper.load(asr), slice_reader, asr, language=language)
+        return " ".join(s.text for s in result.segments), slice_reader.duration_s
+
+    def score(text: str) -> float | None:
+        return word_error_rate(said, [Segment(0, lo, hi, text)]) if said else None
+
+    try:
+        trials = run_trials([choice.decision.candidate, other], decode, score)
+    finally:
+        piece.unlink(missing_ok=True)
+    st.record("training_examples", [{
+        **choice.features, "language": language, "model": t.candidate.model,
+        "device": config.device,
+        "compute_type": config.compute_type, "beam_size": t.candidate.beam_size,
+        "batch_size": config.batch_size, "vad_filter": config.vad_filter,
+        "vad_threshold": t.candidate.vad_threshold,
+        "temperature_fallback": t.candidate.temperature_fallback, "wall_seconds": t.seconds,
+        "realtime_factor": t.seconds / t.audio_seconds, "wer": t.wer, "source": "exploration",
+        "recording": st.key} for t in trials])
+    spent = time.perf_counter() - started
+    st.context.log.info(f"optimizer: explored {other.key} against {trials[0].candidate.key} on "
+                        f"{hi - lo:.0f} s of audio ({spent:.1f} s)")
+    return other.key, spent
 
 
 def _round(value: float | None) -> float | None:

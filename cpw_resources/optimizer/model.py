@@ -90,12 +90,16 @@ class Example:
         return [row[k] for k in FEATURES]
 
 
-def examples_from_rows(rows: Sequence[Mapping[str, Any]]) -> list[Example]:
-    """``training_examples`` rows that carry a WER and a time, as examples (others skipped)."""
+def examples_from_rows(rows: Sequence[Mapping[str, Any]], *,
+                       timed_only: bool = False) -> list[Example]:
+    """``training_examples`` rows that carry a WER and a time, as examples (others skipped);
+    with ``timed_only``, also those with a time and no WER (their ``error`` is NaN: they teach
+    the time model only, e.g. explorations of titles without a reference)."""
     out = []
     for row in rows:
         wer, rtf = _number(row.get("wer")), _number(row.get("realtime_factor"))
-        if math.isnan(wer) or math.isnan(rtf) or rtf <= 0 or not row.get("model"):
+        if (math.isnan(wer) and not timed_only) or math.isnan(rtf) or rtf <= 0 \
+                or not row.get("model"):
             continue
         candidate = Candidate(
             str(row["model"]), int(row.get("beam_size") or 5),
@@ -103,7 +107,8 @@ def examples_from_rows(rows: Sequence[Mapping[str, Any]]) -> list[Example]:
             bool(row["temperature_fallback"]) if row.get("temperature_fallback") is not None
             else True)
         recording = str(row.get("recording") or row.get("title") or "")
-        out.append(Example(recording, audio_vector(row), candidate, min(wer, 1.5), rtf))
+        out.append(Example(recording, audio_vector(row), candidate,
+                           min(wer, 1.5) if not math.isnan(wer) else math.nan, rtf))
     return out
 
 
@@ -139,13 +144,14 @@ class OptimizerModel:
                 for c, e, t in zip(candidates, errors, times, strict=True)]
 
     def score(self, examples: Sequence[Example]) -> dict[str, float]:
-        """Mean absolute error of both predictions on ``examples`` (WER points; × time)."""
+        """Mean absolute error of both predictions on ``examples`` (WER, 0–1; log of time)."""
         if not examples:
             return {"error_mae": math.nan, "time_ratio_mae": math.nan, "rows": 0}
         got = [self.predict(e.audio, [e.candidate])[0] for e in examples]
+        errors = [abs(p.error - e.error) for p, e in zip(got, examples, strict=True)
+                  if not math.isnan(e.error)]
         return {
-            "error_mae": float(np.mean([abs(p.error - e.error) for p, e in
-                                        zip(got, examples, strict=True)])),
+            "error_mae": float(np.mean(errors)) if errors else math.nan,
             "time_ratio_mae": float(np.mean([abs(math.log(p.seconds_per_audio_s /
                                                           e.seconds_per_audio_s))
                                              for p, e in zip(got, examples, strict=True)])),
@@ -154,12 +160,15 @@ class OptimizerModel:
 
 
 def _matrices(examples: Sequence[Example]) -> tuple[Any, Any]:
+    """The error model's rows (those with a WER) and the time model's (all)."""
     import xgboost as xgb
 
-    x = np.array([e.vector() for e in examples], dtype=np.float32)
-    error = xgb.DMatrix(x, label=[e.error for e in examples], feature_names=list(FEATURES),
+    scored = [e for e in examples if not math.isnan(e.error)]
+    error = xgb.DMatrix(np.array([e.vector() for e in scored], dtype=np.float32),
+                        label=[e.error for e in scored], feature_names=list(FEATURES),
                         missing=np.nan)
-    timed = xgb.DMatrix(x, label=[math.log(e.seconds_per_audio_s) for e in examples],
+    timed = xgb.DMatrix(np.array([e.vector() for e in examples], dtype=np.float32),
+                        label=[math.log(e.seconds_per_audio_s) for e in examples],
                         feature_names=list(FEATURES), missing=np.nan)
     return error, timed
 
@@ -177,28 +186,30 @@ def train(examples: Sequence[Example]) -> OptimizerModel:
     started = time.perf_counter()
     training = [e for e in examples if not is_holdout(e.recording)]
     held = [e for e in examples if is_holdout(e.recording)]
-    if not training:
-        raise ValueError("no training examples outside the held-out recordings")
+    if not any(not math.isnan(e.error) for e in training):
+        raise ValueError("no training examples with a WER outside the held-out recordings")
     model = fit(training)
     recordings = sorted({e.recording for e in training})
     folds = [set(recordings[k::_FOLDS]) for k in range(min(_FOLDS, len(recordings)))]
     cv = []
     for fold in folds if len(folds) > 1 else []:
-        inner = fit([e for e in training if e.recording not in fold])
-        cv.append(inner.score([e for e in training if e.recording in fold]))
+        inner = [e for e in training if e.recording not in fold]
+        if any(not math.isnan(e.error) for e in inner):
+            cv.append(fit(inner).score([e for e in training if e.recording in fold]))
     importance = model.error.get_score(importance_type="gain")
     model.info = {
-        "rows": len(training),
+        "rows": sum(not math.isnan(e.error) for e in training),
+        "timed_rows": len(training),
         "recordings": len(recordings),
         "holdout": model.score(held),
-        "cross_validated": {k: float(np.mean([c[k] for c in cv])) for k in
+        "cross_validated": {k: _finite(float(np.nanmean([c[k] for c in cv]))) for k in
                             ("error_mae", "time_ratio_mae")} if cv else None,
         "importance": {k: round(v, 4) for k, v in
                        sorted(importance.items(), key=lambda kv: -kv[1])},
         "features": list(FEATURES),
         # The model chooses only among configs it has labels for (cpw_resources/optimizer/
         # decide.py); exploration and corpus runs bring in new ones.
-        "configs": sorted({e.candidate.key for e in training}),
+        "configs": sorted({e.candidate.key for e in training if not math.isnan(e.error)}),
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     return model
@@ -279,11 +290,12 @@ def _finite(value: Any) -> float | None:
 def retrain(store: ModelStore, examples: Sequence[Example], *, min_examples: int) -> Retrain:
     """Train on ``examples``; the new version becomes current unless the current model scores
     better on the held-out recordings (then it is kept, as a version, and the reason said)."""
-    if len(examples) < min_examples:
-        return Retrain(None, None, False, f"{len(examples)} labelled examples, fewer than "
+    labelled = sum(not math.isnan(e.error) for e in examples)
+    if labelled < min_examples:
+        return Retrain(None, None, False, f"{labelled} labelled examples, fewer than "
                        f"{min_examples} (CPW_OPTIMIZER_MIN_EXAMPLES): rules decide")
     model = train(examples)
-    model.info["examples_seen"] = len(examples)
+    model.info["examples_seen"] = labelled
     held = [e for e in examples if is_holdout(e.recording)]
     current = store.current()
     new_mae = model.info["holdout"]["error_mae"]

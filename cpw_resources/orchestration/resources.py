@@ -175,7 +175,7 @@ class WhisperResource(ConfigurableResource):
 
 
 class OptimizerResource(ConfigurableResource):
-    """The optimizer: whether it decides, how sure it must be, when it retrains;
+    """The optimizer: whether it decides, how sure it must be, when it retrains and explores;
     its models live under ``$CPW_HOME/optimizer`` (docs/optimizer.md)."""
 
     home: HomeResource
@@ -184,6 +184,8 @@ class OptimizerResource(ConfigurableResource):
     min_examples: int = _field("optimizer_min_examples")
     tolerance: float = _field("optimizer_tolerance")
     retrain_after: int = _field("optimizer_retrain_after")
+    explore_share: float = _field("optimizer_explore_share")
+    explore_seconds: float = _field("optimizer_explore_seconds")
 
     @property
     def models(self) -> ModelStore:
@@ -326,7 +328,9 @@ def resources_for(settings: Settings | None = None,
             asr_pool_size=s.asr_pool_size, slot_wait_timeout_s=s.slot_wait_timeout_s),
         "optimizer": OptimizerResource(
             home=home, enabled=s.optimizer == "on", min_examples=s.optimizer_min_examples,
-            tolerance=s.optimizer_tolerance, retrain_after=s.optimizer_retrain_after),
+            tolerance=s.optimizer_tolerance, retrain_after=s.optimizer_retrain_after,
+            explore_share=s.optimizer_explore_share,
+            explore_seconds=s.optimizer_explore_seconds),
         "llm": LlmResource(
             home=home, compatible_base_url=s.compatible_base_url,
             pricing_file=str(s.pricing_file) if s.pricing_file else None,

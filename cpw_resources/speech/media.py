@@ -672,6 +672,16 @@ class WavReader:
             raise MediaError(self.path, f"cannot be read ({exc.strerror or exc})") from exc
 
 
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Float mono samples in [-1, 1] as a 16-bit PCM WAV (a slice for a trial decode)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    return path
+
+
 def load_wav(path: Path) -> np.ndarray:
     """Samples of a whole 16-bit PCM WAV as float32 mono in [-1, 1] (channels averaged)."""
     return WavReader(path).read()

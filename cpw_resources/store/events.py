@@ -127,6 +127,8 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "measured_seconds_per_audio_s": pl.Float64(),
         "audio_seconds": pl.Float64(),
         "features_seconds": pl.Float64(),
+        "explored_config": pl.String(),  # the neighbour a slice was also decoded with
+        "explore_seconds": pl.Float64(),
     },
     # One row per optimizer training: the version, its scores, whether it became current.
     "optimizer_models": {

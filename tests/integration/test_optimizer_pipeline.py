@@ -132,3 +132,34 @@ def test_examples_round_trip_through_the_store(store) -> None:
     saved = ModelStore(store.events_dir.parent / "optimizer")
     saved.save(model, make_current=True)
     assert saved.current().predict(audio_vector(labelled_rows(1)[0]), SPACE[:1])
+
+
+def test_a_title_that_explores_decodes_a_slice_with_a_neighbour(run_title, media_dir, store,
+                                                                 tmp_path) -> None:
+    from cpw_resources.speech.media import SAMPLE_RATE, load_wav, write_wav
+
+    jfk = load_wav(JFK)
+    pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    film = write_wav(media_dir / "six times.wav", np.concatenate([jfk, pause] * 6))
+    run = run_title(film, optimizer="on", optimizer_explore_share=1.0,
+                    optimizer_explore_seconds=30.0)
+    assert run.success
+    chosen = transcript_metadata(run)
+    trials = store.read("training_examples").filter(
+        store.read("training_examples")["source"] == "exploration")
+    assert trials.height == 2
+    configs = [Candidate(m, b, v, f) for m, b, v, f in zip(
+        trials["model"], trials["beam_size"], trials["vad_threshold"],
+        trials["temperature_fallback"], strict=True)]
+    assert configs[0].key == chosen["config"] and chosen["explored"] == configs[1].key
+    assert sum(a != b for a, b in zip(vars(configs[0]).values(), vars(configs[1]).values(),
+                                      strict=True)) == 1
+    assert (trials["realtime_factor"] > 0).all() and trials["recording"][0] == run.key
+    decision = store.read("optimizer_decisions")
+    assert decision["explored_config"][0] == configs[1].key
+    assert 0 < decision["explore_seconds"][0]
+    assert not (run.dir / ".explore.wav").exists()
+    # Timed but unscored (no reference): they teach the time model, not the error model.
+    rows = store.read("training_examples").to_dicts()
+    assert len(examples_from_rows(rows, timed_only=True)) == 3
+    assert len(examples_from_rows(rows)) == 0

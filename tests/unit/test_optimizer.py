@@ -144,3 +144,21 @@ def test_a_model_never_guesses_a_config_it_has_no_labels_for() -> None:
         chosen = decide(audio(snr), SPACE, default, model=model, min_examples=1,
                         tolerance=0.01).candidate
         assert chosen.vad_threshold == 0.5 and chosen.temperature_fallback, chosen
+
+
+def test_exploring_is_a_stable_share_one_step_away_on_a_slice() -> None:
+    from cpw_resources.optimizer.explore import explores, neighbour, slice_span
+
+    keys = [f"title{k}" for k in range(2000)]
+    share = sum(explores(k, 0.05) for k in keys) / len(keys)
+    assert 0.03 < share < 0.07 and explores("title7", 0.05) == explores("title7", 0.05)
+    assert not any(explores(k, 0.0) for k in keys) and all(explores(k, 1.0) for k in keys)
+    chosen = Candidate("base", 5)
+    labels = {Candidate("base", 2).key: 40, Candidate("tiny.en", 5).key: 3}
+    other = neighbour(chosen, SPACE, labels)
+    assert other is not None and other != chosen and other.key not in labels  # unlabelled first
+    assert sum(a != b for a, b in zip(vars(other).values(), vars(chosen).values(),
+                                      strict=True)) == 1
+    assert slice_span(3600.0, 60.0) == (1770.0, 1830.0)
+    assert slice_span(100.0, 60.0) == (45.0, 55.0)  # never more than a tenth of the film
+    assert slice_span(30.0, 60.0) is None

@@ -16,7 +16,7 @@ from cpw_resources.optimizer.candidates import Candidate, candidates
 from cpw_resources.optimizer.decide import Decision, decide
 from cpw_resources.optimizer.explore import explores, neighbour, run_trials, slice_span
 from cpw_resources.optimizer.features import detect_language, title_features
-from cpw_resources.optimizer.model import audio_vector
+from cpw_resources.optimizer.model import audio_vector, candidate_of
 from cpw_resources.orchestration.config import TranscriptConfig
 from cpw_resources.orchestration.partitions import titles
 from cpw_resources.orchestration.resources import (
@@ -231,9 +231,7 @@ def _explore(st: Stage, whisper: WhisperResource, optimizer: OptimizerResource,
     models = whisper.models.available()
     space = candidates(models, english=language == "en",
                        english_only=[m for m in models if is_english_only(m)])
-    labels = Counter(Candidate(str(r["model"]), int(r.get("beam_size") or 5),
-                               float(r.get("vad_threshold") or 0.5),
-                               r.get("temperature_fallback") is not False).key
+    labels = Counter(candidate_of(r).key
                      for r in st.store.events.read("training_examples").to_dicts()
                      if r.get("wer") is not None and r.get("model"))
     other = neighbour(choice.decision.candidate, space, labels)

@@ -90,6 +90,16 @@ class Example:
         return [row[k] for k in FEATURES]
 
 
+def candidate_of(row: Mapping[str, Any]) -> Candidate:
+    """The config a ``training_examples`` row was decoded with (rows from before the VAD
+    threshold and fallback were recorded used their defaults)."""
+    return Candidate(
+        str(row["model"]), int(row.get("beam_size") or 5),
+        float(row["vad_threshold"]) if row.get("vad_threshold") is not None else 0.5,
+        bool(row["temperature_fallback"]) if row.get("temperature_fallback") is not None
+        else True)
+
+
 def examples_from_rows(rows: Sequence[Mapping[str, Any]], *,
                        timed_only: bool = False) -> list[Example]:
     """``training_examples`` rows that carry a WER and a time, as examples (others skipped);
@@ -101,11 +111,7 @@ def examples_from_rows(rows: Sequence[Mapping[str, Any]], *,
         if (math.isnan(wer) and not timed_only) or math.isnan(rtf) or rtf <= 0 \
                 or not row.get("model"):
             continue
-        candidate = Candidate(
-            str(row["model"]), int(row.get("beam_size") or 5),
-            float(row["vad_threshold"]) if row.get("vad_threshold") is not None else 0.5,
-            bool(row["temperature_fallback"]) if row.get("temperature_fallback") is not None
-            else True)
+        candidate = candidate_of(row)
         recording = str(row.get("recording") or row.get("title") or "")
         out.append(Example(recording, audio_vector(row), candidate,
                            min(wer, 1.5) if not math.isnan(wer) else math.nan, rtf))

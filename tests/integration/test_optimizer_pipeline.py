@@ -163,3 +163,29 @@ def test_a_title_that_explores_decodes_a_slice_with_a_neighbour(run_title, media
     rows = store.read("training_examples").to_dicts()
     assert len(examples_from_rows(rows, timed_only=True)) == 3
     assert len(examples_from_rows(rows)) == 0
+
+
+def test_the_retrain_sensor_asks_once_enough_new_labels_arrived(store, home: Path,
+                                                                instance) -> None:
+    from dagster import RunRequest, SkipReason, build_sensor_context
+
+    from cpw_sensors.optimizer import optimizer_retrain_sensor
+
+    settings = Settings(home=home, optimizer_min_examples=100, optimizer_retrain_after=50)
+
+    def evaluate():
+        with build_sensor_context(instance=instance,
+                                  resources=resources_for(settings)) as context:
+            return optimizer_retrain_sensor(context)
+
+    first = evaluate()
+    assert isinstance(first, SkipReason) and "a model needs 100" in first.skip_message
+    store.append("training_examples", labelled_rows(5), run_id="b", title="", asset="bench")
+    asked = evaluate()
+    assert isinstance(asked, RunRequest) and asked.job_name in (None, "optimizer_job")
+    assert materialize([optimizer_model], resources=resources_for(settings)).success
+    assert isinstance(evaluate(), SkipReason)  # the model has seen them all
+    store.append("training_examples", labelled_rows(3, seed=2), run_id="c", title="",
+                 asset="bench")
+    again = evaluate()
+    assert isinstance(again, RunRequest) and again.run_key != asked.run_key

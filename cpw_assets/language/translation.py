@@ -27,6 +27,7 @@ from cpw_resources.language.glossary import prompt_names
 from cpw_resources.llm import translate as llm_translate
 from cpw_resources.llm.engine import ReplyCache
 from cpw_resources.llm.providers import ProviderSpec
+from cpw_resources.optimizer.candidates import Candidate
 from cpw_resources.orchestration.config import TranslationConfig
 from cpw_resources.orchestration.partitions import titles
 from cpw_resources.orchestration.resources import (
@@ -59,9 +60,12 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
         st.target_language = config.target_language
         document = st.files.transcript()
         spoken = document["config"]  # Whisper's translate pass decodes like the transcript
+        # ... with the config the optimizer (or a pin) chose for it, on a multilingual model.
         asr = whisper.asr_config(whisper_translation_model(config, spoken["model"]),
                                  beam_size=spoken["beam_size"], batch_size=spoken["batch_size"],
-                                 vad_filter=spoken["vad_filter"])
+                                 vad_filter=spoken["vad_filter"],
+                                 vad_threshold=spoken.get("vad_threshold", 0.5),
+                                 temperature_fallback=spoken.get("temperature_fallback", True))
         prompt = llm_translate.TRANSLATION_PROMPT.version if config.backend == "llm" else None
         result = st.reuse(config, asr=asdict(asr) | {"cpu_threads": None}, llm_prompt=prompt,
                           whisper_translation=TRANSLATION)
@@ -70,8 +74,11 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
             if not result.get("degraded_segments"):  # a degraded result is retried next run
                 st.save(result)
     degraded = result.get("degraded_segments", 0)
+    chosen = Candidate(asr.model, asr.beam_size, asr.vad_threshold, asr.temperature_fallback)
     return MaterializeResult(
-        metadata=st.metadata(result),
+        metadata=st.metadata({**result, "whisper_config": chosen.key,
+                              "whisper_config_source": "CPW_TRANSLATION_MODEL"
+                              if config.whisper_model else "the transcript's"}),
         check_results=[AssetCheckResult(
             check_name="translation_complete", passed=degraded == 0,
             severity=AssetCheckSeverity.WARN,

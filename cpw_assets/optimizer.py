@@ -31,14 +31,17 @@ def optimizer_model(context: AssetExecutionContext, store: EventStoreResource,
     config within the tolerance of the best."""
     rows = store.events.read("training_examples").to_dicts()
     examples = examples_from_rows(rows, timed_only=True)
-    context.log.info(f"optimizer: {len(examples)} labelled examples of {len(rows)} rows")
+    scored = sum(e.error == e.error for e in examples)  # NaN: timed only, no WER
+    context.log.info(f"optimizer: {scored} examples with a WER and {len(examples) - scored} "
+                     f"timed only, of {len(rows)} rows")
     done = retrain(optimizer.models, examples, min_examples=optimizer.min_examples)
     store.append("optimizer_models", [done.as_row()], run_id=context.run_id, title="",
                  asset="optimizer_model")
     context.log.info(f"optimizer: {done.reason}")
     current = optimizer.models.current()
     metadata: dict = {
-        "examples": len(examples),
+        "examples": scored,
+        "timed_only_examples": len(examples) - scored,
         "trained_version": done.version or "none",
         "became_current": done.became_current,
         "reason": done.reason,

@@ -55,7 +55,7 @@ from cpw_resources.optimizer.model import (  # noqa: E402
 from cpw_resources.settings import Settings  # noqa: E402
 from cpw_resources.speech import asr  # noqa: E402
 from cpw_resources.speech.media import SAMPLE_RATE, WavReader, fingerprint  # noqa: E402
-from cpw_resources.speech.models import ModelRegistry, is_english_only  # noqa: E402
+from cpw_resources.speech.models import ModelRegistry  # noqa: E402
 from cpw_resources.store.events import EventStore  # noqa: E402
 from cpw_resources.subtitles import evaluation as ev  # noqa: E402
 
@@ -112,8 +112,7 @@ def sweep(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="cpw-sweep-") as tmp:
         for film in films:
             english = film["language"] == "en"
-            space = candidates(models, english=english,
-                               english_only=[m for m in models if is_english_only(m)])
+            space = candidates(models, english=english)
             if args.space == "beams":
                 space = [c for c in space if c.vad_threshold == 0.5 and c.temperature_fallback]
             for index, samples, reference in clips(film, corpus, args.clip_s):

@@ -115,8 +115,7 @@ def _choose(st: Stage, config: TranscriptConfig, whisper: WhisperResource,
                                           or probability >= ENGLISH_ONLY_MIN_PROBABILITY)
     features = title_features(fingerprint, language, probability)
     decision = decide(audio_vector(features),
-                      candidates(models, english=sure_english,
-                                 english_only=[m for m in models if is_english_only(m)]),
+                      candidates(models, english=sure_english),
                       default, model=model,
                       min_examples=optimizer.min_examples, tolerance=optimizer.tolerance)
     seconds = time.perf_counter() - started
@@ -229,8 +228,7 @@ def _explore(st: Stage, whisper: WhisperResource, optimizer: OptimizerResource,
         return None
     span = slice_span(wav.duration_s, optimizer.explore_seconds)
     models = whisper.models.available()
-    space = candidates(models, english=language == "en",
-                       english_only=[m for m in models if is_english_only(m)])
+    space = candidates(models, english=language == "en")
     labels = Counter(candidate_of(r).key
                      for r in st.store.events.read("training_examples").to_dicts()
                      if r.get("wer") is not None and r.get("model"))

@@ -60,12 +60,13 @@ def model_size_m(model: str) -> float:
     return float(_SIZES_M["base"])
 
 
-def candidates(models: Iterable[str], *, english: bool,
-               english_only: Iterable[str] = ()) -> list[Candidate]:
+def candidates(models: Iterable[str], *, english: bool) -> list[Candidate]:
     """Every candidate for audio that is (``english``) or is not English, over ``models``
-    (``english_only`` names those that cannot transcribe other languages)."""
-    only_en = set(english_only)
-    usable = [m for m in dict.fromkeys(models) if english or m not in only_en]
+    (English-only models, :func:`~cpw_resources.speech.models.is_english_only`, need the
+    former)."""
+    from cpw_resources.speech.models import is_english_only
+
+    usable = [m for m in dict.fromkeys(models) if english or not is_english_only(m)]
     return sorted(Candidate(m, beam, vad, fallback)
                   for m in usable for beam in BEAMS for vad in VAD_THRESHOLDS
                   for fallback in TEMPERATURE_FALLBACK)

@@ -6,6 +6,7 @@ read when this module loads; see :mod:`cpw_resources.orchestration`.
 
 from dagster import Definitions
 
+from cpw_assets.context import context_memory
 from cpw_assets.language.enhanced_translation import enhanced_translation
 from cpw_assets.language.glossary import glossary
 from cpw_assets.language.translation import translation
@@ -15,7 +16,7 @@ from cpw_assets.speech.media import audio, media
 from cpw_assets.speech.transcript import transcript
 from cpw_assets.subtitles import subtitles
 from cpw_resources.orchestration.instance import refuse_throwaway_instance
-from cpw_resources.orchestration.jobs import subtitle_job
+from cpw_resources.orchestration.jobs import context_job, subtitle_job
 from cpw_resources.orchestration.resources import resources_for
 from cpw_sensors import sensors
 
@@ -23,8 +24,8 @@ refuse_throwaway_instance()
 
 defs = Definitions(
     assets=[media, audio, transcript, glossary, translation, enhanced_translation, subtitles,
-            optimizer_model, *metrics_assets],
-    jobs=[subtitle_job, metrics_job, optimizer_job],
+            optimizer_model, context_memory, *metrics_assets],
+    jobs=[subtitle_job, metrics_job, optimizer_job, context_job],
     schedules=[metrics_schedule, optimizer_schedule],
     sensors=sensors,
     resources={**resources_for(), "dbt": dbt_resource()},

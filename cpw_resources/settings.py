@@ -89,6 +89,19 @@ class Settings(BaseSettings):
         100, ge=1, description="New labelled examples since the current optimizer model that "
         "make the retrain sensor ask for a retrain.",
     )
+    context_learner: Literal["on", "off"] = Field(
+        "on", description="Suggest names and terms from earlier titles of the same series, "
+        "director or genre (docs/context.md); off = each title starts from its sidecar and "
+        "TMDB alone. Finished titles are remembered either way.",
+    )
+    asr_names: Literal["hotwords", "prompt", "off"] = Field(
+        "hotwords", description="How the glossary's names reach Whisper before it transcribes: "
+        "hotwords (every 30-second window), prompt (the initial prompt only), or off.",
+    )
+    name_repair: bool = Field(
+        True, description="Write near misses of glossary names left in the transcript as the "
+        "glossary spells them ('Akash' → 'Aakash'), each repair recorded in name_repairs.",
+    )
     language: str | None = Field(
         None, description="Source language code (hi, fr, ...); unset = sidecar or detected."
     )

@@ -1,4 +1,11 @@
-"""``glossary``: names and terms from sidecars and TMDB, counted in the transcript.
+"""``glossary``: the names and terms known before the transcript — the sidecars, TMDB, and
+the context learner's suggestions from earlier titles of the same series, director or genre.
+
+It runs before ``transcript`` so the names reach Whisper (docs/context.md). The confirmed
+terms (sidecar, TMDB) and the user's rejections and corrections of suggestions are recorded in
+``context_terms``; a finished title's rows become part of the ``context_memory``. Suggestions
+are flagged ``suggested`` with their score and provenance, never recorded as confirmed, and
+never override what the sidecar says.
 
 TMDB is optional: without ``TMDB_API_KEY`` / ``TMDB_READ_ACCESS_TOKEN`` the sidecar JSON is
 the source and the metadata says so. When TMDB fails (down, rate-limited past the retries,
@@ -7,21 +14,35 @@ is a ``degradations`` event, asset metadata, and a warning from the ``tmdb_names
 result is not cached, so the next run asks TMDB again.
 """
 
+import time
+from dataclasses import dataclass
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     MaterializeResult,
+    MetadataValue,
     asset,
 )
 
-from cpw_assets.speech.transcript import transcript
+from cpw_assets.context import context_memory
+from cpw_assets.speech.media import media
 from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
-from cpw_resources.language.glossary import Term, build_glossary, cast_terms, read_title_metadata
+from cpw_resources.language.glossary import (
+    Term,
+    build_glossary,
+    cast_terms,
+    read_glossary_tsv,
+    read_title_metadata,
+    sidecar_rejections,
+)
+from cpw_resources.language.memory import TitleContext, context_rows, read_memory, suggest
 from cpw_resources.orchestration.partitions import titles
 from cpw_resources.orchestration.resources import (
+    ContextLearnerResource,
     EventStoreResource,
     ReliabilityResource,
     TitleRegistryResource,
@@ -36,14 +57,15 @@ from cpw_resources.store.sidecars import Sidecars
 @asset(
     partitions_def=titles,
     group_name="language",
-    deps=[transcript],
+    deps=[media, context_memory],
     check_specs=[AssetCheckSpec("tmdb_names", asset="glossary")],
     kinds={"tmdb"},
 )
 def glossary(context: AssetExecutionContext, store: EventStoreResource,
              titles: TitleRegistryResource, reliability: ReliabilityResource,
-             tmdb: TmdbResource) -> MaterializeResult:
-    """Character names and terms for this title and how often the transcript says them."""
+             tmdb: TmdbResource, context_learner: ContextLearnerResource) -> MaterializeResult:
+    """Character names and terms for this title, from its sidecars, TMDB and what earlier
+    titles of its series, director or genre confirmed (as suggestions)."""
     with stage(context, store, titles) as st:
         names = Sidecars(st.title.media)
         # Listed, not stat-ed: a name too long for the file system is simply absent.
@@ -52,31 +74,87 @@ def glossary(context: AssetExecutionContext, store: EventStoreResource,
         output = st.output(st.files.path("glossary.json"))
         client = tmdb.client(reliability.for_call(run_id=context.run_id, title=st.key,
                                                   asset=st.name, secrets=tmdb.secrets))
+        learned = _suggestions(st, context_learner)
         result = st.reuse(sidecars={p.name: sha256_file(p) for p in sidecars},
-                          tmdb=client is not None)
+                          tmdb=client is not None, suggestions=learned.terms,
+                          corrections=learned.corrections)
         if result is None:
             extra, status = _tmdb_terms(st, client)
-            built = build_glossary(st.title.media, st.files.transcript_segments(), extra)
+            built = build_glossary(st.title.media, extra,
+                                   [Term(**t) for t in learned.terms])
             write_json(output, built)
+            suggested = [t for t in built["terms"] if t["suggested"]]
+            st.record("context_terms", context_rows(
+                learned.context, [t for t in built["terms"] if not t["suggested"]],
+                [(r, "sidecar_reject", "rejected in the sidecar") for r in built["rejected"]]
+                + [(wrong, "correction", f"the sidecar spells it {right!r}")
+                   for wrong, right in learned.corrections]))
             result = {
                 "terms": len(built["terms"]),
-                "terms_found": len(built["found_terms"]),
-                "candidate_names": len(built["candidate_names"]),
+                "confirmed_terms": len(built["terms"]) - len(suggested),
+                "suggested_terms": len(suggested),
+                "suggestions": _suggestion_table(suggested) if suggested else "none",
+                "context": learned.context.describe(),
+                "learner": learned.status,
+                "suggest_seconds": round(learned.seconds, 4),
                 "tmdb_names": len(extra),
-                "sources": ", ".join(built["sources"]) or "transcript only",
+                "sources": ", ".join(built["sources"]) or "none",
                 "tmdb": status,
             }
             if not status.startswith("failed"):
                 st.save(result)
     degraded = result["tmdb"].startswith("failed")
+    metadata = st.metadata(result)
+    if result["suggestions"] != "none":
+        metadata["suggestions"] = MetadataValue.md(result["suggestions"])
     return MaterializeResult(
-        metadata=st.metadata(result),
+        metadata=metadata,
         check_results=[AssetCheckResult(
             check_name="tmdb_names", passed=not degraded, severity=AssetCheckSeverity.WARN,
             description="TMDB names were added, or TMDB is not configured",
             metadata={"tmdb": result["tmdb"]},
         )],
     )
+
+
+@dataclass(frozen=True)
+class _Learned:
+    context: TitleContext
+    terms: list[dict]  # suggestions as glossary entries, best first
+    corrections: list[tuple[str, str]]  # (suggested spelling, the sidecar's)
+    status: str
+    seconds: float
+
+
+def _suggestions(st: Stage, learner: ContextLearnerResource) -> _Learned:
+    """The context learner's suggestions for this title from the memory of finished titles."""
+    metadata, names = read_title_metadata(st.title.media)
+    where = TitleContext.from_metadata(metadata)
+    if not learner.enabled:
+        return _Learned(where, [], [], "off (CPW_CONTEXT_LEARNER=off)", 0.0)
+    started = time.perf_counter()
+    memory = read_memory(learner.memory_path)
+    user = [t.term for t in names + read_glossary_tsv(st.title.media)]
+    found, corrections = suggest(memory, where, user, title=st.key,
+                                 rejected=sidecar_rejections(st.title.media))
+    seconds = time.perf_counter() - started
+    if memory.is_empty():
+        status = "no memory yet (it grows as titles finish)"
+    elif not (where.series or where.director or where.genres):
+        status = "no series, director or genre in the sidecar or TMDB: nothing to match"
+    else:
+        status = f"{len(found)} suggestions from a memory of {memory.height} rows"
+    if found:
+        st.context.log.info(f"context learner: {len(found)} suggestions for {where.describe()}:"
+                            f" {', '.join(s.term for s in found[:8])}"
+                            f"{' ...' if len(found) > 8 else ''}")
+    return _Learned(where, [s.as_term() for s in found], corrections, status, seconds)
+
+
+def _suggestion_table(terms: list[dict]) -> str:
+    rows = "\n".join(f"| {t['term']} | {t['kind']} | {t['score']} | {t['note']} |"
+                     for t in terms[:50])
+    return "| term | kind | score | provenance |\n|---|---|---|---|\n" + rows
 
 
 def _tmdb_terms(st: Stage, client: TmdbClient | None) -> tuple[list[Term], str]:

@@ -1,4 +1,9 @@
-"""``transcript``: faster-whisper with VAD and word timestamps, plus a training example."""
+"""``transcript``: faster-whisper with VAD and word timestamps, plus a training example.
+
+The glossary's names (the user's, TMDB's and the context learner's suggestions) reach Whisper
+before it decodes, as hotwords or as the initial prompt (run config ``names``); near misses
+left in the text are then written as the glossary spells them (``repair_names``), each repair
+recorded in ``name_repairs`` and in ``transcript.json``."""
 
 import time
 from collections import Counter
@@ -7,11 +12,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
+from cpw_assets.language.glossary import glossary
 from cpw_assets.speech.media import audio
 from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
 from cpw_resources.errors import ConfigError, MediaError
-from cpw_resources.language.glossary import sidecar_language, sidecar_whisper_pin
+from cpw_resources.language.glossary import (
+    asr_names,
+    heard_terms,
+    prompt_names,
+    repair_segments,
+    sidecar_language,
+    sidecar_whisper_pin,
+)
 from cpw_resources.optimizer.candidates import Candidate, candidates
 from cpw_resources.optimizer.decide import Decision, decide
 from cpw_resources.optimizer.explore import explores, neighbour, run_trials, slice_span
@@ -43,7 +56,7 @@ from cpw_resources.subtitles.quality import load_reference, word_error_rate
 ENGLISH_ONLY_MIN_PROBABILITY = 0.9
 
 
-@asset(partitions_def=titles, group_name="speech", deps=[audio],
+@asset(partitions_def=titles, group_name="speech", deps=[audio, glossary],
        kinds={"whisper"})
 def transcript(context: AssetExecutionContext, config: TranscriptConfig,
                store: EventStoreResource, titles: TitleRegistryResource,
@@ -71,9 +84,35 @@ def transcript(context: AssetExecutionContext, config: TranscriptConfig,
         if result is None:
             with st.asr_slot(whisper):
                 result = st.save(_transcribe(st, whisper, optimizer, asr, language,
-                                             from_setting=bool(config.language), choice=choice))
+                                             from_setting=bool(config.language), choice=choice,
+                                             names=_Names.of(st, config)))
         st.audio_seconds = result["audio_seconds"]
     return MaterializeResult(metadata=st.metadata(result))
+
+
+@dataclass(frozen=True)
+class _Names:
+    """What the glossary gives the transcript: names for Whisper, and terms to repair."""
+
+    mode: str  # hotwords, prompt or off
+    asr: list[str]  # names given to Whisper
+    terms: list[dict]  # every glossary entry (repairs and counts)
+    repair: bool
+
+    @classmethod
+    def of(cls, st: Stage, config: TranscriptConfig) -> "_Names":
+        found = st.files.glossary()
+        return cls(config.names, asr_names(found) if config.names != "off" else [],
+                   list(found.get("terms", ())), config.repair_names)
+
+    @property
+    def hotwords(self) -> str | None:
+        return ", ".join(self.asr) if self.mode == "hotwords" and self.asr else None
+
+    @property
+    def prompt(self) -> str | None:
+        return prompt_names({"terms": [{"term": n, "kind": "term"} for n in self.asr]}) \
+            if self.mode == "prompt" else None
 
 
 @dataclass(frozen=True)
@@ -126,7 +165,7 @@ def _choose(st: Stage, config: TranscriptConfig, whisper: WhisperResource,
 
 def _transcribe(st: Stage, whisper: WhisperResource, optimizer: OptimizerResource,
                 config: AsrConfig, language: str | None, *, from_setting: bool,
-                choice: _Choice) -> dict:
+                choice: _Choice, names: _Names) -> dict:
     wav = st.files.audio()
     fingerprint = st.files.fingerprint()
     audio_seconds = wav.duration_s
@@ -149,9 +188,23 @@ def _transcribe(st: Stage, whisper: WhisperResource, optimizer: OptimizerResourc
     progress = st.log_progress("transcript")
     progress.total = audio_seconds
     started = time.perf_counter()
-    result = transcribe(model, wav, config, language=language, progress=progress)
+    if names.asr:
+        st.context.log.info(f"{len(names.asr)} glossary names given to Whisper as "
+                            f"{names.mode}: {', '.join(names.asr[:8])}"
+                            f"{' ...' if len(names.asr) > 8 else ''}")
+    result = transcribe(model, wav, config, language=language, progress=progress,
+                        initial_prompt=names.prompt, hotwords=names.hotwords)
     asr_seconds = time.perf_counter() - started
-    segments = result.segments
+    segments, repairs = result.segments, []
+    spellings = [t["term"] for t in names.terms if t.get("kind") in ("character", "actor",
+                                                                     "term")]
+    if names.repair and spellings:
+        segments, repairs = repair_segments(segments, spellings)
+        if repairs:
+            st.record("name_repairs", repairs)
+            st.context.log.info(f"{len(repairs)} near misses of glossary names repaired, e.g. "
+                                f"{repairs[0]['heard']!r} → {repairs[0]['name']!r}")
+    heard = heard_terms(names.terms, segments)
     write_json(st.output(st.files.path("transcript.json")), {
         "language": result.language,
         "language_probability": round(result.language_probability, 4),
@@ -160,6 +213,8 @@ def _transcribe(st: Stage, whisper: WhisperResource, optimizer: OptimizerResourc
         "duration_after_vad_s": round(result.duration_after_vad_s, 3),
         "dropped_segments": result.dropped_segments,
         "config": asdict(config),
+        "names": {"given_as": names.mode if names.asr else "none", "given": names.asr,
+                  "repairs": repairs, **heard},
         "segments": [asdict(s) for s in segments],
     })
     words = sum(len(s.words) for s in segments)
@@ -209,6 +264,9 @@ def _transcribe(st: Stage, whisper: WhisperResource, optimizer: OptimizerResourc
         "dropped_segments": result.dropped_segments,
         "audio_seconds_per_second": round(audio_seconds / max(asr_seconds, 1e-9), 2),
         "model": config.model,
+        "names_given": len(names.asr),
+        "names_repaired": len(repairs),
+        "glossary_terms_heard": len(heard["found_terms"]),
         "optimizer": {**decision.as_metadata(), "measured_wer": proxies.get("wer"),
                       "measured_seconds_per_audio_s": _round(rtf),
                       "features_seconds": round(choice.seconds, 3),

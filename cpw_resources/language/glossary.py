@@ -12,7 +12,8 @@ line, and the problem: a user who wrote a glossary wants to know it was not used
 subtitles silently without it. For the same reason a sidecar over one of the limits below
 (size, terms, length of a term) is refused whole, never cut short.
 
-Terms are counted in the transcript through :class:`TranscriptIndex`, built once per title:
+The glossary is made before the transcript (its names are Whisper's hotwords); the transcript
+then counts each term through :class:`TranscriptIndex` (:func:`heard_terms`), built once:
 a term costs one substring scan of the text and one fuzzy pass (rapidfuzz, in C) over the
 *distinct* word windows, so the work grows with terms × vocabulary, not terms × words spoken.
 """
@@ -25,7 +26,7 @@ import re
 import reprlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,12 +44,12 @@ from pydantic import (
 from rapidfuzz import fuzz, process
 
 from cpw_resources.errors import MediaError
-from cpw_resources.language.matching import LETTER, WORD
-from cpw_resources.records import Segment
+from cpw_resources.language.matching import LETTER, WORD, near_name, repair_words
+from cpw_resources.records import Segment, Word
 from cpw_resources.store.sidecars import Sidecars
 
-METADATA_FIELDS = ("title", "year", "series", "director", "genre", "language", "tmdb_id",
-                   "summary")
+METADATA_FIELDS = ("title", "year", "series", "season", "episode", "director", "genre",
+                   "language", "tmdb_id", "summary")
 FUZZY_NAME_SCORE = 88.0
 #: Largest sidecar JSON read, in bytes. A title's metadata and a big cast take a few KiB; a
 #: bigger file is a mistake (another file renamed), and JSON is parsed into memory whole.
@@ -87,6 +88,8 @@ class Term:
     source: str = "glossary_tsv"
     note: str = ""
     occurrences: int = 0
+    suggested: bool = False  # from the context learner's memory, not confirmed for this title
+    score: float | None = None  # the suggestion's rank score
 
 
 def whisper_language(value: str) -> str | None:
@@ -137,12 +140,16 @@ class TitleMetadata(BaseModel):
     title: FreeText | None = None
     year: Annotated[int, Field(ge=1800, le=2200)] | None = None
     series: FreeText | None = None
+    season: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    episode: Annotated[int, Field(ge=0, le=100_000)] | None = None
     director: FreeText | None = None
     genre: FreeText | list[TermText] | None = None
     language: str | None = None
     tmdb_id: PositiveInt | None = None
     summary: FreeText | None = None
     characters: list[Character] = Field(default_factory=list, max_length=MAX_TERMS)
+    #: Names the context learner suggested that are wrong for this title (docs/context.md).
+    reject: list[TermText] = Field(default_factory=list, max_length=MAX_TERMS)
     #: The audio track to transcribe: a number (0 = first audio track) or a language tag.
     audio_track: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                   max_length=35)] | None = None
@@ -373,9 +380,17 @@ def cast_terms(cast: Sequence[dict[str, str]], source: str = "tmdb") -> list[Ter
     return terms
 
 
-def build_glossary(media: Path, segments: Sequence[Segment],
-                   extra: Sequence[Term] = ()) -> dict[str, Any]:
-    """Sidecar names and terms first, then ``extra`` (e.g. TMDB) terms not already listed."""
+def sidecar_rejections(media: Path) -> list[str]:
+    """Names the sidecar's ``reject`` list refuses (suggestions wrong for this title)."""
+    parsed = _title_metadata(Sidecars(media).metadata)
+    return list(dict.fromkeys(parsed.reject)) if parsed is not None else []
+
+
+def build_glossary(media: Path, extra: Sequence[Term] = (),
+                   suggestions: Sequence[Term] = ()) -> dict[str, Any]:
+    """The names and terms known before the transcript: sidecar names and terms first, then
+    ``extra`` (e.g. TMDB) terms not already listed, then the context learner's
+    ``suggestions`` (flagged ``suggested``) not already listed in any spelling."""
     metadata, names = read_title_metadata(media)
     terms = names + read_glossary_tsv(media)
     known = {t.term.lower() for t in terms}
@@ -383,17 +398,69 @@ def build_glossary(media: Path, segments: Sequence[Segment],
         if term.term.lower() not in known:
             known.add(term.term.lower())
             terms.append(term)
-    occurrences = TranscriptIndex(segments).counts([t.term for t in terms])
-    counted = [Term(**{**asdict(t), "occurrences": n}) for t, n in zip(terms, occurrences,
-                                                                        strict=True)]
-    sources = sorted({t.source for t in counted})
+    confirmed = list(terms)
+    for term in suggestions:
+        if term.term.lower() in known or any(
+                near_name(term.term, t.term) for t in confirmed if t.kind in ("character",
+                                                                              "actor")):
+            continue
+        known.add(term.term.lower())
+        terms.append(term)
     return {
         "metadata": metadata,
-        "sources": sources,
-        "terms": [asdict(t) for t in counted],
-        "found_terms": [t.term for t in counted if t.occurrences > 0],
-        "candidate_names": candidate_names(segments, {t.term.lower() for t in counted}),
+        "sources": sorted({t.source for t in terms}),
+        "terms": [asdict(t) for t in terms],
+        "rejected": sidecar_rejections(media),
     }
+
+
+def heard_terms(terms: Sequence[dict[str, Any]], segments: Sequence[Segment]) -> dict[str, Any]:
+    """How often the transcript says each glossary term, and the names it seems to say that
+    the glossary does not list."""
+    names = [t["term"] for t in terms]
+    occurrences = TranscriptIndex(segments).counts(names)
+    return {
+        "occurrences": dict(zip(names, occurrences, strict=True)),
+        "found_terms": [n for n, k in zip(names, occurrences, strict=True) if k > 0],
+        "candidate_names": candidate_names(segments, {n.lower() for n in names}),
+    }
+
+
+def repair_segments(segments: Sequence[Segment], names: Sequence[str]
+                    ) -> tuple[list[Segment], list[dict[str, Any]]]:
+    """``segments`` with near misses of ``names`` spelled as the glossary spells them (words
+    a name spans merge into one word, timed from the first's start to the last's end), and
+    one record per repair (segment start, heard, name, score)."""
+    out, repairs = [], []
+    for seg in segments:
+        tokens = [w.word for w in seg.words] if seg.words else re.findall(r"\s*\S+", seg.text)
+        fixed, found = repair_words(tokens, names)
+        if not found:
+            out.append(seg)
+            continue
+        if seg.words:
+            words: list[Word] = []
+            for word, text in zip(seg.words, fixed, strict=True):
+                if text:
+                    words.append(Word(word.start, word.end, text, word.probability))
+                elif words:  # spanned by the repaired name before it: its time joins
+                    last = words[-1]
+                    words[-1] = Word(last.start, word.end, last.word,
+                                     min(last.probability, word.probability))
+            text = "".join(w.word for w in words).strip()
+            out.append(replace(seg, text=text, words=tuple(words)))
+        else:
+            out.append(replace(seg, text="".join(fixed).strip()))
+        repairs += [{"start": round(seg.start, 3), "heard": r["heard"], "name": r["name"],
+                     "score": r["score"]} for r in found]
+    return out, repairs
+
+
+def asr_names(glossary: dict[str, Any], limit: int = 40) -> list[str]:
+    """The glossary's names and terms for Whisper: what the user wrote first, then TMDB's,
+    then suggestions by rank (actors' names are rarely said and are left out)."""
+    terms = [t for t in glossary.get("terms", ()) if t.get("kind") in ("character", "term")]
+    return list(dict.fromkeys(t["term"] for t in terms))[:limit]
 
 
 def prompt_names(glossary: dict[str, Any], limit: int = 40) -> str | None:

@@ -133,3 +133,90 @@ def _close(runs: list[str], forms: list[str]) -> np.ndarray:
     """Run × form: within :data:`NEAR_NAME` of each other (rapidfuzz ratio)."""
     scores = process.cdist(runs, forms, scorer=fuzz.ratio, score_cutoff=NEAR_NAME, workers=1)
     return scores >= NEAR_NAME
+
+
+# A word token as Whisper writes it: leading space and punctuation, the word, trailing rest.
+_TOKEN = re.compile(r"^([\W\d_]*)([^\W\d_][\w'’-]*)(.*)$", re.UNICODE | re.DOTALL)
+#: Shortest name repaired from one more word than it has ("Ragu Veer" → "Raghuveer") or by a
+#: fuzzy score; a shorter one only from a word with its spelling key ("Puja" → "Pooja"), else
+#: it would swallow ordinary words ("sit" → "Sita").
+JOINED_NAME_MIN = 6
+#: Score words run together must reach to be a name ("Ragu Veer" → "Raghuveer" scores 94).
+JOINED_NAME_SCORE = 90.0
+
+
+def _score(heard: str, name: str) -> float:
+    a, b = heard.lower(), name.lower()
+    return max(fuzz.ratio(a, b), fuzz.ratio(spelling_key(a), spelling_key(b)))
+
+
+def _initial(word: str) -> str:
+    return spelling_key(word)[:1]
+
+
+def repair_run(cores: Sequence[str], forms: Sequence[str]) -> tuple[int, str, float] | None:
+    """At the start of ``cores`` (a run of words), the name in ``forms`` they are a near miss
+    of: (words it spans, the name, score), or None. A name of n words matches n words, or
+    n + 1 words run together when it is long; the first sound must agree."""
+    best: tuple[int, str, float] | None = None
+    for form in forms:
+        n = len(form.split())
+        for k in (n + 1, n) if len(form) >= JOINED_NAME_MIN else (n,):
+            run = list(cores[:k])
+            if len(run) < k or not all(run):
+                continue
+            heard = " ".join(run)
+            if heard == form or _initial(run[0]) != _initial(form.split()[0]):
+                continue
+            if k > n:
+                heard, name = heard.replace(" ", ""), form.replace(" ", "")
+            else:
+                name = form
+            if len(heard) < 4:
+                continue
+            if len(name) < JOINED_NAME_MIN:  # short: only another spelling of the same sounds
+                score = 100.0 if spelling_key(heard.lower()) == spelling_key(name.lower()) \
+                    else 0.0
+            else:
+                score = _score(heard, name)
+                if k > n and score < JOINED_NAME_SCORE:
+                    continue  # words run together need more: "same here" is not "Sameer"
+            if score >= NEAR_NAME and (best is None or (score, k) > (best[2], best[0])):
+                best = (k, form, score)
+    return best
+
+
+def repair_words(words: Sequence[str], names: Sequence[str]) -> tuple[list[str], list[dict]]:
+    """Word tokens (as Whisper writes them: " Rankyu", " Veer,") with near misses of
+    ``names`` written as the names are spelled; and one record per repair (heard, name,
+    score, first word index, words spanned)."""
+    forms = [n for n in dict.fromkeys(x.strip() for x in names) if len(n) >= 4]
+    if not forms:
+        return list(words), []
+    parts = [m.groups() if (m := _TOKEN.match(w)) else (w, "", "") for w in words]
+    cores = [core for _, core, _ in parts]
+    # A word that is a listed name already (any case) is that name, never another one's
+    # near miss: with both Samir and Sameer listed, each stays itself.
+    exact = {f.lower(): f for f in forms if " " not in f}
+    out: list[str] = []
+    repairs: list[dict] = []
+    i = 0
+    while i < len(words):
+        found = None
+        if cores[i].lower() in exact:
+            name = exact[cores[i].lower()]
+            found = (1, name, 100.0) if cores[i] != name else None
+        elif cores[i]:
+            found = repair_run(cores[i:i + 4], forms)
+        if found is None:
+            out.append(words[i])
+            i += 1
+            continue
+        k, name, score = found
+        heard = "".join(words[i:i + k]).strip()
+        out.append(parts[i][0] + name + parts[i + k - 1][2])
+        out.extend([""] * (k - 1))  # keep positions: the spanned words are merged into one
+        repairs.append({"heard": heard, "name": name, "score": round(score, 1), "index": i,
+                        "words": k})
+        i += k
+    return out, repairs

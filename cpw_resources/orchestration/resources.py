@@ -192,6 +192,19 @@ class OptimizerResource(ConfigurableResource):
         return ModelStore(self.home.under("optimizer"))
 
 
+class ContextLearnerResource(ConfigurableResource):
+    """The context learner: its memory of the names finished titles confirmed, under
+    ``$CPW_HOME/context`` (docs/context.md), and whether titles get suggestions from it."""
+
+    home: HomeResource
+    enabled: bool = Field(True, description="CPW_CONTEXT_LEARNER=on|off: suggest names from "
+                          "earlier titles")
+
+    @property
+    def memory_path(self) -> Path:
+        return self.home.under("context") / "memory.parquet"
+
+
 class LlmResource(ConfigurableResource):
     """LLM providers as ``PROVIDER:MODEL`` (openai, anthropic, compatible): their keys and
     URLs, prices, the reply cache shared by every title, and the day's spending limit."""
@@ -331,6 +344,8 @@ def resources_for(settings: Settings | None = None,
             tolerance=s.optimizer_tolerance, retrain_after=s.optimizer_retrain_after,
             explore_share=s.optimizer_explore_share,
             explore_seconds=s.optimizer_explore_seconds),
+        "context_learner": ContextLearnerResource(home=home,
+                                                  enabled=s.context_learner == "on"),
         "llm": LlmResource(
             home=home, compatible_base_url=s.compatible_base_url,
             pricing_file=str(s.pricing_file) if s.pricing_file else None,

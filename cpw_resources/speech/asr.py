@@ -244,11 +244,14 @@ def transcribe(
     language: str | None = None,
     task: str = "transcribe",
     initial_prompt: str | None = None,
+    hotwords: str | None = None,
     progress: Callable[[float], None] | None = None,
     window_s: float = WINDOW_S,
 ) -> Transcription:
     """Transcribe a 16 kHz WAV window by window (:func:`windows`); ``progress`` gets the share
-    done (0..1). Segments come out on the film's clock with ids counting from 0."""
+    done (0..1). Segments come out on the film's clock with ids counting from 0.
+    ``initial_prompt`` conditions the first 30 seconds of each window, ``hotwords`` (names,
+    comma-separated) every 30 seconds."""
     if audio.sample_rate != SAMPLE_RATE:
         raise MediaError(audio.path, f"is {audio.sample_rate} Hz; Whisper needs {SAMPLE_RATE} Hz "
                                      "(the audio stage writes it so — run `audio` again)")
@@ -260,7 +263,7 @@ def transcribe(
         offset, limit = lo / SAMPLE_RATE, hi / SAMPLE_RATE
         samples = audio.read(lo, hi)
         stream, info = _transcribe_window(model, samples, config,
-                                          detected.language, initial_prompt, task)
+                                          detected.language, initial_prompt, task, hotwords)
         found = len(segments)
         kept: list[Any] = []
         for seg in stream:
@@ -272,7 +275,8 @@ def transcribe(
                 progress(min(1.0, (offset + seg.end) / duration))
         if config.vad_filter:
             kept = _fill_holes(model, samples, kept, config,
-                               detected.language or info.language, initial_prompt, task)
+                               detected.language or info.language, initial_prompt, task,
+                               hotwords)
         looping = _loops(kept)
         dropped += len(looping)
         kept = [seg for k, seg in enumerate(kept) if k not in looping]
@@ -309,7 +313,8 @@ def _loops(kept: Sequence[Any]) -> set[int]:
 
 
 def _fill_holes(model: Any, samples: np.ndarray, kept: list[Any], config: AsrConfig,
-                language: str | None, initial_prompt: str | None, task: str) -> list[Any]:
+                language: str | None, initial_prompt: str | None, task: str,
+                hotwords: str | None = None) -> list[Any]:
     """``kept`` (one window's segments, window clock) with the speech Whisper skipped put back.
 
     Whisper sometimes jumps over speech: on a run of one-word lines after a long pause it
@@ -345,7 +350,8 @@ def _fill_holes(model: Any, samples: np.ndarray, kept: list[Any], config: AsrCon
         pieces, _ = model.transcribe(
             samples[start:stop], task=task, language=language, beam_size=config.beam_size,
             word_timestamps=False, condition_on_previous_text=False,
-            initial_prompt=initial_prompt, **(config.decoding() | {"vad_filter": True}))
+            initial_prompt=initial_prompt, hotwords=hotwords,
+            **(config.decoding() | {"vad_filter": True}))
         before = " ".join(seg.text for seg in kept if seg.end <= lo + HOLE_MARGIN_S)[-200:]
         after = " ".join(seg.text for seg in kept if seg.start >= hi - HOLE_MARGIN_S)[:200]
         shift = start / SAMPLE_RATE
@@ -371,7 +377,8 @@ def _shifted(seg: Any, by: float) -> Any:
 
 def _transcribe_window(model: Any, samples: np.ndarray, config: AsrConfig,
                        language: str | None, initial_prompt: str | None,
-                       task: str = "transcribe") -> tuple[Any, Any]:
+                       task: str = "transcribe", hotwords: str | None = None
+                       ) -> tuple[Any, Any]:
     import ctranslate2
 
     ctranslate2.set_random_seed(SAMPLING_SEED)
@@ -384,6 +391,7 @@ def _transcribe_window(model: Any, samples: np.ndarray, config: AsrConfig,
         word_timestamps=config.batch_size > 1,
         vad_filter=config.vad_filter,
         initial_prompt=initial_prompt,
+        hotwords=hotwords,
         **config.decoding(),
     )
     if config.batch_size > 1:

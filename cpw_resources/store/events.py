@@ -192,6 +192,29 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "invented_cues": pl.Int64(),
         "invented_in_nonspeech": pl.Int64(),
     },
+    # The context learner: per title, the names and terms its glossary confirmed (sidecar,
+    # TMDB) or rejected (sidecar `reject`, a suggestion the user spelled differently), with
+    # where the title belongs (series, director, genre); suggestions are never recorded here.
+    "context_terms": {
+        "term": pl.String(),
+        "translation": pl.String(),
+        "kind": pl.String(),
+        "source": pl.String(),
+        "status": pl.String(),
+        "note": pl.String(),
+        "series": pl.String(),
+        "season": pl.Int64(),
+        "episode": pl.Int64(),
+        "director": pl.String(),
+        "genre": pl.String(),
+    },
+    # Near misses of glossary names written as the glossary spells them, in the transcript.
+    "name_repairs": {
+        "start": pl.Float64(),
+        "heard": pl.String(),
+        "name": pl.String(),
+        "score": pl.Float64(),
+    },
     "degradations": {
         "service": pl.String(),
         "kind": pl.String(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 
 from tests.conftest import JFK, copy_to
@@ -31,13 +33,16 @@ def test_cache_hits_and_selective_recompute(run_title, media_dir, store):
                        if e.asset_key.path == ["transcript"]][0]
     assert transcript_meta["cache_hit"].value == 1 and transcript_meta["words"].value >= 20
 
-    # A glossary sidecar changes the glossary; translation and enhanced_translation re-run
-    # because their input changed; the text is the same, so the subtitles are reused.
+    # A glossary sidecar changes the glossary, whose names Whisper hears as hotwords: the
+    # transcript and everything after it re-run; the audio is reused.
     media.with_name("Ask Not.glossary.tsv").write_text("Americans\t\tpeople\n")
     third = run_title(media)
     hits = _hits(store, third)
-    assert [a for a in CACHED if not hits[a]] == ["glossary", "translation",
-                                                  "enhanced_translation"]
+    assert [a for a in CACHED if not hits[a]] == ["transcript", "glossary", "translation",
+                                                  "enhanced_translation", "subtitles"]
+    given = json.loads((third.dir / "transcript.json").read_text())["names"]
+    assert given["given_as"] == "hotwords" and given["given"] == ["Americans"]
+    assert given["occurrences"] == {"Americans": 1}
 
     # Bilingual output only touches the subtitles stage.
     fourth = run_title(media, bilingual=True)
@@ -48,7 +53,7 @@ def test_cache_hits_and_selective_recompute(run_title, media_dir, store):
     fifth = run_title(media, bilingual=True, beam_size=2)
     hits = _hits(store, fifth)
     assert hits["audio"] and not hits["transcript"] and not hits["translation"]
-    assert store.read("training_examples").height == 2
+    assert store.read("training_examples").height == 3  # first run, new names, new beam
 
 
 def test_a_damaged_artifact_is_recomputed(run_title, media_dir, store):

@@ -10,6 +10,7 @@ from cpw_resources.language.glossary import (
     MAX_TERMS,
     TranscriptIndex,
     build_glossary,
+    heard_terms,
     prompt_names,
     read_glossary_tsv,
     read_title_metadata,
@@ -39,21 +40,24 @@ def test_sidecars_and_occurrences(tmp_path: Path) -> None:
     }))
     media.with_name("Dil Chahta Hai (2001).glossary.tsv").write_text(
         "term\ttranslation\tnote\n# places\nGoa\t\tstate\nyaar\tbuddy\n")
-    glossary = build_glossary(media, SEGMENTS)
-    counts = {t["term"]: t["occurrences"] for t in glossary["terms"]}
+    glossary = build_glossary(media)
+    heard = heard_terms(glossary["terms"], SEGMENTS)
+    counts = heard["occurrences"]
     assert counts["Sameer"] == 2
     assert counts["Aakash"] == 1  # fuzzy: Whisper wrote "Akash"
     assert counts["Goa"] == 1 and counts["Sid"] == 0 and counts["yaar"] == 0
     assert glossary["metadata"] == {"title": "Dil Chahta Hai", "year": 2001,
                                     "genre": "drama", "language": "Hindi"}
     assert glossary["sources"] == ["glossary_tsv", "sidecar_json"]
-    assert [c["term"] for c in glossary["candidate_names"]] == ["Shalini"]
+    assert [c["term"] for c in heard["candidate_names"]] == ["Shalini"]
+    assert heard["found_terms"] == ["Aakash", "Sameer", "Goa"]
+    assert not any(t["suggested"] for t in glossary["terms"])
     assert sidecar_language(media) == "hi"
     assert prompt_names(glossary).startswith("Names: Aakash, Sameer, Sid, Goa")
 
 
 def test_no_sidecars_is_fine(tmp_path: Path) -> None:
-    glossary = build_glossary(_film(tmp_path), SEGMENTS)
+    glossary = build_glossary(_film(tmp_path))
     assert glossary["terms"] == [] and glossary["sources"] == []
     assert prompt_names(glossary) is None
 
@@ -99,7 +103,7 @@ def test_malformed_sidecar_names_file_and_problem(tmp_path, suffix, content, pro
     path = media.with_name(media.stem + suffix)
     (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
     with pytest.raises(MediaError, match=problem) as info:
-        build_glossary(media, SEGMENTS)
+        build_glossary(media)
     assert info.value.path == path
     assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
     assert len(str(info.value)) < len(str(path)) + 300  # one line, however big the input
@@ -125,7 +129,7 @@ def test_sidecar_over_a_limit_is_refused_naming_the_limit(tmp_path, suffix, cont
     path = media.with_name(media.stem + suffix)
     path.write_text(content)
     with pytest.raises(MediaError, match=problem) as info:
-        build_glossary(media, SEGMENTS)
+        build_glossary(media)
     assert info.value.path == path
 
 
@@ -154,7 +158,7 @@ def test_lenient_where_the_meaning_is_clear(tmp_path) -> None:
 def test_a_name_too_long_to_exist_is_no_sidecar(tmp_path) -> None:
     media = tmp_path / ("x" * 250 + ".mkv")  # NAME.glossary.tsv would be 263 bytes
     media.write_bytes(b"")
-    assert build_glossary(media, SEGMENTS)["terms"] == []
+    assert build_glossary(media)["terms"] == []
 
 
 def test_counts_match_word_boundaries_and_near_spellings() -> None:

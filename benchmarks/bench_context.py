@@ -147,6 +147,11 @@ def _fillers() -> dict[str, tuple[str, np.ndarray]]:
             for i in FILLER_IDS}
 
 
+def _stamp(t: float) -> str:
+    ms = round(t * 1000)
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
 def names_in(text: str) -> list[str]:
     return [n for n in NAMES for _ in re.finditer(rf"\b{re.escape(n)}\b", text)]
 
@@ -189,6 +194,10 @@ def build(out: Path) -> None:
                     f"{x}\t\t{'place' if x in ('Lonavala', 'Khandala') else 'kinship'}\n"
                     for x in NAMES if NAMES[x] == "term" and x in said))
         media.with_suffix(".json").write_text(json.dumps(sidecar, indent=1))
+        # The reference beside the film: the transcript scores its WER against it.
+        media.with_name(f"{SERIES} S01E0{n}.en.srt").write_text("".join(
+            f"{i}\n{_stamp(r['start'])} --> {_stamp(r['end'])}\n{r['text']}\n\n"
+            for i, r in enumerate(ref, 1)), encoding="utf-8")
         (out / "refs" / f"S01E0{n}.json").write_text(json.dumps(ref, indent=1))
         print(f"episode {n}: {audio.size / RATE:.1f} s, {len(ref)} lines, "
               f"{sum(len(r['names']) for r in ref)} names said")
@@ -204,14 +213,16 @@ CONFIGS = {
 }
 
 
-def _recall(said: list[str], text: str) -> tuple[int, int]:
-    """(names said that the text spells right, names said), occurrence by occurrence."""
+def _recall(said: list[str], text: str) -> tuple[int, int, int]:
+    """(names said that the text spells right, names said, names written more often than
+    said — invented or echoed), occurrence by occurrence."""
     lower = text.lower()
-    right = 0
-    for name in set(said):
+    right = extra = 0
+    for name in NAMES:
         found = len(re.findall(rf"(?<!\w){re.escape(name.lower())}(?!\w)", lower))
         right += min(found, said.count(name))
-    return right, len(said)
+        extra += max(0, found - said.count(name))
+    return right, len(said), extra
 
 
 def run(out: Path, configs: list[str], model: str) -> dict:
@@ -258,7 +269,7 @@ def run(out: Path, configs: list[str], model: str) -> dict:
                 text = " ".join(line for line in srt.splitlines()
                                 if line.strip() and not line.strip().isdigit()
                                 and "-->" not in line)
-                right, total = _recall(said, text)
+                right, total, extra = _recall(said, text)
                 glossary = json.loads((title_dir / "glossary.json").read_text())
                 held = {t["term"] for t in glossary["terms"]}
                 needed = set(said)
@@ -269,8 +280,12 @@ def run(out: Path, configs: list[str], model: str) -> dict:
                 unconfirmed = [t["term"] for t in glossary["terms"]
                                if not t["suggested"] and t["term"] not in user_wrote]
                 transcript = json.loads((title_dir / "transcript.json").read_text())
+                store = EventStore(home / "events", home / "cpw.duckdb")
+                examples = store.read("training_examples")
+                wer = examples.filter(examples["title"] == key)["wer"].to_list()[-1]
                 per_episode[n] = {
-                    "recall": right / total, "right": right, "said": total,
+                    "recall": right / total, "right": right, "said": total, "extra": extra,
+                    "wer": wer,
                     "prefilled": len(needed & held) / len(needed),
                     "suggested": sum(t["suggested"] for t in glossary["terms"]),
                     "unconfirmed_as_confirmed": unconfirmed,
@@ -281,7 +296,8 @@ def run(out: Path, configs: list[str], model: str) -> dict:
                       f"({right / total:.0%}), glossary pre-filled "
                       f"{per_episode[n]['prefilled']:.0%}, "
                       f"{per_episode[n]['suggested']} suggested, "
-                      f"{per_episode[n]['repairs']} repairs, "
+                      f"{per_episode[n]['repairs']} repairs, {extra} names invented, "
+                      f"WER {wer:.1%}, "
                       f"{per_episode[n]['seconds']} s", flush=True)
             store = EventStore(home / "events", home / "cpw.duckdb")
             confirmed = store.read("context_terms")
@@ -334,14 +350,17 @@ def main() -> None:
         return
     speed = suggestion_speed()
     results = run(args.out, [c for c in args.configs.split(",") if c], args.model)
-    print("\n| config | ep 1 | ep 2 | ep 3 | ep 4 | eps 2–4 | pre-filled eps 2–4 |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| config | ep 1 | ep 2 | ep 3 | ep 4 | eps 2–4 | pre-filled eps 2–4 | names "
+          "invented | WER (mean) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, eps in results.items():
         later = [eps[n] for n in (2, 3, 4)]
         recall = sum(e["right"] for e in later) / sum(e["said"] for e in later)
         prefilled = sum(e["prefilled"] for e in later) / 3
+        wer = sum(eps[n]["wer"] for n in EPISODES) / len(EPISODES)
         print(f"| {name} | " + " | ".join(f"{eps[n]['recall']:.0%}" for n in EPISODES)
-              + f" | {recall:.0%} | {prefilled:.0%} |")
+              + f" | {recall:.0%} | {prefilled:.0%} | "
+              f"{sum(eps[n]['extra'] for n in EPISODES)} | {wer:.1%} |")
     full = results.get("full")
     if full:
         later = [full[n] for n in (2, 3, 4)]

@@ -32,6 +32,8 @@ from cpw_assets.speech.transcript import transcript
 from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
 from cpw_resources.errors import MediaError
+from cpw_resources.language.matching import contains
+from cpw_resources.language.memory import TitleContext, context_rows
 from cpw_resources.llm.engine import Budget, ReplyCache
 from cpw_resources.llm.enhance import (
     CULTURAL_TERMS,
@@ -197,6 +199,7 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
               "partly enhanced: " + ", ".join(f"{n} {k}" for k, n in short.items()))
     enhanced = _write(output, document, baseline, out.text, reasons, out.status, status, out.by,
                       {ln.id: ln.max_chars for ln in lines})
+    _confirm_suggestions(st, glossary, out.text, out.status)
     st.context.log.info(
         f"enhanced {out.count('enhanced')} segments, {out.cache_hits} from cache, "
         f"{out.requests} requests, {out.input_tokens}+{out.output_tokens} tokens, "
@@ -208,6 +211,24 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
         "not_enhanced": sum(short.values()), "budget_stopped": out.budget_stopped,
         "over_char_budget": out.count("over_char_budget"),
     }, enhanced
+
+
+def _confirm_suggestions(st: Stage, glossary: dict[str, Any], texts: dict[int, str],
+                         status: dict[int, str]) -> None:
+    """The context learner's suggested names that the LLM wrote in lines it was trusted with
+    (the answers passed the name checks): recorded in ``context_terms`` as confirmed by
+    ``enhancement``, so the memory counts them for the next titles."""
+    suggested = [t for t in glossary.get("terms", ()) if t.get("suggested")
+                 and t.get("kind") in ("character", "actor")]
+    accepted = [texts[i] for i, s in status.items()
+                if s in ("enhanced", "cached") and i in texts]
+    used = [t for t in suggested if any(contains(text, t["term"]) for text in accepted)]
+    if used:
+        st.record("context_terms", context_rows(
+            TitleContext.from_metadata(glossary.get("metadata", {})),
+            [{**t, "source": "enhancement"} for t in used], []))
+        st.context.log.info(f"context learner: {len(used)} suggested names confirmed by the "
+                            f"enhanced lines: {', '.join(t['term'] for t in used[:8])}")
 
 
 def _write(output: Path, document: dict, baseline: list[Segment], texts: dict[int, str],

@@ -5,8 +5,10 @@ Every title's ``glossary`` records, in the ``context_terms`` event table, the te
 and TMDB confirmed (sidecar JSON characters, glossary TSV, TMDB cast), the ones the user
 rejected (the sidecar's ``reject`` list) or corrected (a sidecar spelling that differs a little
 from a suggestion: the suggestion is recorded as rejected, the user's spelling as confirmed),
-each with the title's series / season / episode, director and genre. Suggestions a title was
-given are never recorded as confirmed by it.
+each with the title's series / season / episode, director and genre; ``enhanced_translation``
+records the suggested names an LLM wrote in lines that passed its name checks (source
+``enhancement``). A suggestion is otherwise never recorded as confirmed by the title it was
+given to.
 
 :func:`build_memory` keeps, per title, its latest glossary's rows, and only for titles that
 finished (a ``runs`` row with status ``success``): the ``context_memory`` asset writes that as
@@ -116,14 +118,17 @@ def context_rows(context: TitleContext, confirmed: Iterable[Mapping[str, Any]],
 
 def build_memory(terms: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
     """Memory rows from the ``context_terms`` and ``runs`` event tables: each finished title's
-    rows from its latest glossary run (a re-run with a corrected sidecar replaces the old)."""
+    rows from the latest run of each asset that wrote some (``glossary``: the user's and
+    TMDB's names; ``enhanced_translation``: suggestions its LLM confirmed), so a re-run with a
+    corrected sidecar replaces what the title taught before."""
     columns = list(MEMORY_SCHEMA)
     if terms.is_empty():
         return pl.DataFrame(schema=MEMORY_SCHEMA)
     finished = set(runs.filter(pl.col("status") == "success")["title"].to_list()) \
         if not runs.is_empty() else set()
-    batch = terms.sort("ts").group_by("title").agg(pl.col("run_id").last())
-    kept = terms.join(batch, on=["title", "run_id"]).filter(pl.col("title").is_in(finished))
+    batch = terms.sort("ts").group_by("title", "asset").agg(pl.col("run_id").last())
+    kept = (terms.join(batch, on=["title", "asset", "run_id"])
+            .filter(pl.col("title").is_in(finished)))
     return kept.select([pl.col(c).cast(t) for c, t in MEMORY_SCHEMA.items()]).select(columns)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import polars as pl
 import pytest
 
 from tests.conftest import SAMPLE, copy_to
@@ -130,3 +131,42 @@ def test_provider_down_keeps_the_mt_text_flagged(run_title, media_dir, store, ll
     assert len(llm.requests) == 4  # one call's retries; then the breaker is open
     assert "MT text" in store.read("degradations")["fallback"][0]
     assert run.srt().stat().st_size > 0
+
+
+def test_a_suggested_name_the_llm_wrote_is_remembered_as_confirmed_by_enhancement(
+        run_title, media_dir, store, llm, home) -> None:
+    """Episode 1 (the JFK clip) names Asterisk; episode 2 (the French sample) is given it as
+    a suggestion, and the post-editor's accepted lines spell it: context_terms records that
+    confirmation (source enhancement), and the rebuilt memory holds it."""
+    from dagster import materialize
+
+    from cpw_assets.context import context_memory
+    from cpw_resources.language.memory import read_memory
+    from cpw_resources.orchestration.resources import resources_for
+    from cpw_resources.settings import Settings
+    from tests.conftest import JFK
+
+    serve(llm)
+    resources = resources_for(Settings(home=home))
+    first = copy_to(JFK, media_dir, "Voicemail S01E01.wav")
+    first.with_suffix(".json").write_text(json.dumps(
+        {"series": "Voicemail", "episode": 1, "characters": ["Asterisk"]}))
+    assert run_title(first).success
+    assert materialize([context_memory], resources=resources).success
+    second = copy_to(SAMPLE, media_dir, "Voicemail S01E02.mka")
+    second.with_name("Voicemail S01E02.json").write_text(json.dumps(
+        {"series": "Voicemail", "episode": 2}))
+    run = run_title(second, whisper_model="base")
+    assert run.success
+    given = json.loads((run.dir / "glossary.json").read_text())["terms"]
+    assert [(t["term"], t["suggested"]) for t in given] == [("Asterisk", True)]
+    enhanced = json.loads((run.dir / "enhanced.json").read_text())
+    assert any("Asterisk" in s["text"] for s in enhanced["segments"])
+    rows = store.read("context_terms").filter(pl.col("title") == run.key)
+    assert rows.select("term", "source", "status").rows() == [
+        ("Asterisk", "enhancement", "confirmed")]
+    assert materialize([context_memory], resources=resources).success
+    memory = read_memory(home / "context" / "memory.parquet")
+    assert sorted(memory.select("term", "source", "title").rows()) == [
+        ("Asterisk", "enhancement", run.key), ("Asterisk", "sidecar_json", "voicemail_s01e01")]
+

@@ -21,16 +21,18 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def _rows(title: str, ctx: TitleContext, confirmed: list[str], *, days: float = 0,
-          rejected: tuple[str, ...] = (), run: str | None = None) -> list[dict]:
-    rows = context_rows(ctx, [{"term": t, "kind": "character", "source": "sidecar_json"}
+          rejected: tuple[str, ...] = (), run: str | None = None, asset: str = "glossary",
+          source: str = "sidecar_json") -> list[dict]:
+    rows = context_rows(ctx, [{"term": t, "kind": "character", "source": source}
                               for t in confirmed],
                         [(r, "sidecar_reject", "") for r in rejected])
     ts = T0 + dt.timedelta(days=days)
-    return [{**r, "title": title, "run_id": run or f"run-{title}", "ts": ts} for r in rows]
+    return [{**r, "title": title, "run_id": run or f"run-{title}", "ts": ts, "asset": asset}
+            for r in rows]
 
 
 def _frame(rows: list[dict]) -> pl.DataFrame:
-    schema = {**MEMORY_SCHEMA, "run_id": pl.String()}
+    schema = {**MEMORY_SCHEMA, "run_id": pl.String(), "asset": pl.String()}
     return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
 
 
@@ -49,6 +51,12 @@ def test_only_finished_titles_count_and_a_rerun_replaces_a_titles_rows() -> None
     memory = build_memory(_frame(rows), _runs("ep1"))  # ep2 never finished
     assert sorted(memory["term"].to_list()) == ["Pooja", "Raghuveer"]
     assert build_memory(_frame(rows), _runs()).is_empty()
+    # What the enhancement confirmed in a later run (the glossary was cached) adds to it.
+    rows += _rows("ep1", SERIES, ["Meenakshi"], days=3, run="c", asset="enhanced_translation",
+                  source="enhancement")
+    memory = build_memory(_frame(rows), _runs("ep1"))
+    assert sorted(memory.select("term", "source").iter_rows()) == [
+        ("Meenakshi", "enhancement"), ("Pooja", "sidecar_json"), ("Raghuveer", "sidecar_json")]
 
 
 def test_same_series_first_then_director_then_genre_by_frequency_and_recency() -> None:

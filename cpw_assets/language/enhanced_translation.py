@@ -108,7 +108,8 @@ def _summary(glossary: dict[str, Any]) -> str:
     meta = glossary.get("metadata", {})
     head = str(meta.get("title", "")) + (f" ({meta['year']})" if meta.get("year") else "")
     parts = [head.strip()] if head.strip() else []
-    parts += [f"{k}: {meta[k]}" for k in ("genre", "director", "series") if meta.get(k)]
+    parts += [f"{k}: {', '.join(meta[k]) if isinstance(meta[k], list) else meta[k]}"
+              for k in ("genre", "director", "series") if meta.get(k)]
     names = [t["term"] for t in glossary.get("terms", ()) if t.get("kind") == "character"]
     if names:
         parts.append("characters: " + ", ".join(dict.fromkeys(names)))

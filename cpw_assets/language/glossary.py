@@ -39,7 +39,13 @@ from cpw_resources.language.glossary import (
     read_title_metadata,
     sidecar_rejections,
 )
-from cpw_resources.language.memory import TitleContext, context_rows, read_memory, suggest
+from cpw_resources.language.memory import (
+    TitleContext,
+    built_state,
+    context_rows,
+    read_memory,
+    suggest,
+)
 from cpw_resources.orchestration.partitions import titles
 from cpw_resources.orchestration.resources import (
     ContextLearnerResource,
@@ -49,7 +55,7 @@ from cpw_resources.orchestration.resources import (
     TmdbResource,
 )
 from cpw_resources.services.reliability import ServiceError
-from cpw_resources.services.tmdb import TmdbClient, title_and_year
+from cpw_resources.services.tmdb import Film, TmdbClient, title_and_year
 from cpw_resources.store.cache import sha256_file
 from cpw_resources.store.sidecars import Sidecars
 
@@ -74,14 +80,18 @@ def glossary(context: AssetExecutionContext, store: EventStoreResource,
         output = st.output(st.files.path("glossary.json"))
         client = tmdb.client(reliability.for_call(run_id=context.run_id, title=st.key,
                                                   asset=st.name, secrets=tmdb.secrets))
-        learned = _suggestions(st, context_learner)
+        # The memory's state, not its suggestions, keys the cache: suggestions depend on
+        # TMDB's director and genres, asked only when the glossary is made again.
         result = st.reuse(sidecars={p.name: sha256_file(p) for p in sidecars},
-                          tmdb=client is not None, suggestions=learned.terms,
-                          corrections=learned.corrections)
+                          tmdb=client is not None,
+                          memory=built_state(context_learner.memory_path)
+                          if context_learner.enabled else "off")
         if result is None:
-            extra, status = _tmdb_terms(st, client)
+            extra, found, status = _tmdb_terms(st, client)
+            learned = _suggestions(st, context_learner, found)
             built = build_glossary(st.title.media, extra,
                                    [Term(**t) for t in learned.terms])
+            built["metadata"] = learned.metadata
             write_json(output, built)
             suggested = [t for t in built["terms"] if t["suggested"]]
             st.record("context_terms", context_rows(
@@ -120,18 +130,25 @@ def glossary(context: AssetExecutionContext, store: EventStoreResource,
 @dataclass(frozen=True)
 class _Learned:
     context: TitleContext
+    metadata: dict  # the sidecar's metadata, with TMDB's director and genres where it has none
     terms: list[dict]  # suggestions as glossary entries, best first
     corrections: list[tuple[str, str]]  # (suggested spelling, the sidecar's)
     status: str
     seconds: float
 
 
-def _suggestions(st: Stage, learner: ContextLearnerResource) -> _Learned:
-    """The context learner's suggestions for this title from the memory of finished titles."""
+def _suggestions(st: Stage, learner: ContextLearnerResource, film: Film | None) -> _Learned:
+    """The context learner's suggestions for this title from the memory of finished titles;
+    where the title belongs comes from its sidecar, else from TMDB (director, genres)."""
     metadata, names = read_title_metadata(st.title.media)
+    if film is not None:
+        if film.directors and not metadata.get("director"):
+            metadata["director"] = film.directors[0]
+        if film.genres and not metadata.get("genre"):
+            metadata["genre"] = film.genres
     where = TitleContext.from_metadata(metadata)
     if not learner.enabled:
-        return _Learned(where, [], [], "off (CPW_CONTEXT_LEARNER=off)", 0.0)
+        return _Learned(where, metadata, [], [], "off (CPW_CONTEXT_LEARNER=off)", 0.0)
     started = time.perf_counter()
     memory = read_memory(learner.memory_path)
     user = [t.term for t in names + read_glossary_tsv(st.title.media)]
@@ -148,7 +165,8 @@ def _suggestions(st: Stage, learner: ContextLearnerResource) -> _Learned:
         st.context.log.info(f"context learner: {len(found)} suggestions for {where.describe()}:"
                             f" {', '.join(s.term for s in found[:8])}"
                             f"{' ...' if len(found) > 8 else ''}")
-    return _Learned(where, [s.as_term() for s in found], corrections, status, seconds)
+    return _Learned(where, metadata, [s.as_term() for s in found], corrections, status,
+                    seconds)
 
 
 def _suggestion_table(terms: list[dict]) -> str:
@@ -157,24 +175,25 @@ def _suggestion_table(terms: list[dict]) -> str:
     return "| term | kind | score | provenance |\n|---|---|---|---|\n" + rows
 
 
-def _tmdb_terms(st: Stage, client: TmdbClient | None) -> tuple[list[Term], str]:
-    """TMDB character/actor names and a one-line status for the metadata."""
+def _tmdb_terms(st: Stage, client: TmdbClient | None) -> tuple[list[Term], Film | None, str]:
+    """TMDB character/actor names, the film as TMDB knows it, and a one-line status."""
     if client is None:
-        return [], "not configured (no TMDB_API_KEY or TMDB_READ_ACCESS_TOKEN): sidecar JSON only"
+        return [], None, ("not configured (no TMDB_API_KEY or TMDB_READ_ACCESS_TOKEN): "
+                          "sidecar JSON only")
     metadata, _ = read_title_metadata(st.title.media)
     title, year = title_and_year(metadata, st.title.media)
     tmdb_id = int(metadata["tmdb_id"]) if metadata.get("tmdb_id") else None
     try:
-        found_id, cast = client.reliability.second_round(
-            "tmdb", lambda: client.film_cast(title, year, tmdb_id))
+        film = client.reliability.second_round(
+            "tmdb", lambda: client.film(title, year, tmdb_id))
     except ServiceError as error:
         st.record("degradations", [{"service": "tmdb", "kind": error.kind,
                                     "message": str(error), "fallback": "glossary without "
                                     "TMDB names"}])
         st.context.log.warning(f"TMDB unavailable, glossary without TMDB names: {error}")
-        return [], f"failed ({error.kind}): glossary without TMDB names"
-    if found_id is None:
-        return [], f"no TMDB match for {title!r} ({year or 'any year'})"
-    terms = cast_terms(cast)
-    st.context.log.info(f"TMDB {found_id}: {len(terms)} names for {title!r}")
-    return terms, f"ok: TMDB id {found_id}, {len(cast)} cast"
+        return [], None, f"failed ({error.kind}): glossary without TMDB names"
+    if film is None:
+        return [], None, f"no TMDB match for {title!r} ({year or 'any year'})"
+    terms = cast_terms(film.cast)
+    st.context.log.info(f"TMDB {film.tmdb_id}: {len(terms)} names for {title!r}")
+    return terms, film, f"ok: TMDB id {film.tmdb_id}, {len(film.cast)} cast"

@@ -1,4 +1,5 @@
-"""TMDB API v3 client: a film's cast, so the glossary knows its character and actor names.
+"""TMDB API v3 client: a film's cast, so the glossary knows its character and actor names, and
+its directors and genres, so the context learner knows what the film is close to.
 
 Credentials come from the ``tmdb`` resource: ``TMDB_API_KEY`` (v3 key, sent as the ``api_key``
 parameter) or ``TMDB_READ_ACCESS_TOKEN`` (sent as a Bearer header); neither is ever logged,
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,13 @@ from cpw_resources.atomic import write_json
 from cpw_resources.services.reliability import MALFORMED, Reliability, ServiceError, http_client
 
 SERVICE = "tmdb"
+#: TMDB's movie genre ids (its fixed list, GET /genre/movie/list), so a search result's
+#: ``genre_ids`` name the film's genres without another request.
+GENRES = {28: "action", 12: "adventure", 16: "animation", 35: "comedy", 80: "crime",
+          99: "documentary", 18: "drama", 10751: "family", 14: "fantasy", 36: "history",
+          27: "horror", 10402: "music", 9648: "mystery", 10749: "romance",
+          878: "science fiction", 10770: "tv movie", 53: "thriller", 10752: "war",
+          37: "western"}
 MAX_CAST = 40
 _TITLE_YEAR = re.compile(r"^(?P<title>.+?)[\s._-]*[(\[]?(?P<year>(?:19|20)\d{2})[)\]]?\b")
 
@@ -34,6 +43,14 @@ def title_and_year(metadata: dict[str, Any], media: Path) -> tuple[str, int | No
     if match:
         return match["title"].replace(".", " ").strip(), int(match["year"])
     return media.stem.replace(".", " ").strip(), None
+
+
+@dataclass(frozen=True)
+class Film:
+    tmdb_id: int
+    cast: list[dict[str, str]]
+    directors: list[str]
+    genres: list[str]
 
 
 class TmdbClient:
@@ -80,21 +97,36 @@ class TmdbClient:
         results = self._get("search_movie", "/search/movie", params).get("results") or []
         return results[0] if results else None
 
-    def cast(self, movie_id: int) -> list[dict[str, str]]:
+    def credits(self, movie_id: int) -> tuple[list[dict[str, str]], list[str]]:
+        """(cast, directors) of a film: one request (its cast and crew)."""
         credits = self._get("movie_credits", f"/movie/{int(movie_id)}/credits", {})
         people = []
         for member in (credits.get("cast") or [])[:MAX_CAST]:
             if isinstance(member, dict) and member.get("name"):
                 people.append({"name": str(member["name"]),
                                "character": str(member.get("character") or "")})
-        return people
+        directors = [str(m["name"]) for m in credits.get("crew") or ()
+                     if isinstance(m, dict) and m.get("job") == "Director" and m.get("name")]
+        return people, list(dict.fromkeys(directors))
+
+    def cast(self, movie_id: int) -> list[dict[str, str]]:
+        return self.credits(movie_id)[0]
 
     def film_cast(self, title: str, year: int | None,
                   tmdb_id: int | None = None) -> tuple[int | None, list[dict[str, str]]]:
         """(TMDB id, cast) for a film; (None, []) when TMDB does not know it."""
+        found = self.film(title, year, tmdb_id)
+        return (found.tmdb_id, found.cast) if found is not None else (None, [])
+
+    def film(self, title: str, year: int | None, tmdb_id: int | None = None) -> Film | None:
+        """A film's TMDB id, cast, directors and genres (when found by search: its
+        ``genre_ids`` named by :data:`GENRES`); None when TMDB does not know it."""
+        genres: list[str] = []
         if tmdb_id is None:
             found = self.search_movie(title, year)
             if found is None or "id" not in found:
-                return None, []
+                return None
             tmdb_id = int(found["id"])
-        return tmdb_id, self.cast(tmdb_id)
+            genres = [GENRES[g] for g in found.get("genre_ids") or () if g in GENRES]
+        cast, directors = self.credits(tmdb_id)
+        return Film(tmdb_id, cast, directors, genres)

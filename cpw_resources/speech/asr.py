@@ -55,6 +55,10 @@ HOLE_MIN_S = 2.0
 HOLE_MARGIN_S = 0.3
 HOLE_MIN_SPEECH_S = 0.5
 _WORDS = re.compile(r"\w+", re.UNICODE)
+#: A segment is the hotwords read back when it holds this many of them in their given order
+#: and names are this share of its words (see :func:`_echoes`).
+ECHO_MIN_NAMES = 3
+ECHO_NAME_SHARE = 0.6
 
 #: A loop spread over segments is judged with this much text before a segment (:func:`_loops`).
 LOOP_CONTEXT_CHARS = 240
@@ -165,6 +169,35 @@ def _is_hallucination(seg: Any) -> bool:
     return not _HAS_WORD_CHAR.search(seg.text)
 
 
+def _echoes(text: str, hotwords: str | None) -> bool:
+    """The segment is Whisper reading its hotwords back: three or more of them in the order
+    they were given, and names making up most of its words ("Khandala, Meenakshi, Bhaiya."
+    over music). A line that names three people in another order, or says more, is kept."""
+    if not hotwords:
+        return False
+    given = [n.strip().lower() for n in hotwords.split(",") if n.strip()]
+    words = _WORDS.findall(text.lower())
+    if len(words) < 3:
+        return False
+    position = {name: i for i, name in enumerate(given)}
+    found, named_words, k = [], 0, 0
+    while k < len(words):
+        for name in sorted(given, key=lambda n: -len(n.split())):
+            parts = _WORDS.findall(name)
+            if parts and words[k:k + len(parts)] == parts:
+                found.append(position[name])
+                named_words += len(parts)
+                k += len(parts)
+                break
+        else:
+            k += 1
+    run = best = 1 if found else 0
+    for a, b in zip(found, found[1:], strict=False):
+        run = run + 1 if b == a + 1 else 1
+        best = max(best, run)
+    return best >= ECHO_MIN_NAMES and named_words >= ECHO_NAME_SHARE * len(words)
+
+
 def _to_segment(seg: Any, seg_id: int, offset: float, limit: float) -> Segment:
     """``seg`` on the film's clock: shifted by ``offset``, times kept within its window."""
     def at(t: float) -> float:
@@ -267,7 +300,7 @@ def transcribe(
         found = len(segments)
         kept: list[Any] = []
         for seg in stream:
-            if _is_hallucination(seg):
+            if _is_hallucination(seg) or _echoes(seg.text, hotwords):
                 dropped += 1
             else:
                 kept.append(seg)
@@ -356,7 +389,8 @@ def _fill_holes(model: Any, samples: np.ndarray, kept: list[Any], config: AsrCon
         after = " ".join(seg.text for seg in kept if seg.start >= hi - HOLE_MARGIN_S)[:200]
         shift = start / SAMPLE_RATE
         for piece in pieces:
-            if (_is_hallucination(piece) or _repeats(piece.text, before)
+            if (_is_hallucination(piece) or _echoes(piece.text, hotwords)
+                    or _repeats(piece.text, before)
                     or _repeats(piece.text, after)):
                 continue
             out.append(_shifted(piece, shift))

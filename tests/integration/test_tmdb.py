@@ -22,12 +22,13 @@ from tests.fake_service import fake_service, hang, ok, status
 from tests.trickle_server import trickle_server
 
 KEY = "0123456789abcdef0123456789abcdef"
-SEARCH = {"page": 1, "results": [{"id": 42, "title": "Ask Not", "release_date": "1961-01-20"}],
+SEARCH = {"page": 1, "results": [{"id": 42, "title": "Ask Not", "release_date": "1961-01-20",
+                                  "genre_ids": [99, 36, 123456]}],
           "total_results": 1}
 CREDITS = {"id": 42, "cast": [
     {"name": "John Kennedy", "character": "Americans / The President (uncredited)"},
     {"name": "Narrator Person", "character": "Narrator"},
-]}
+], "crew": [{"name": "Robert Drew", "job": "Director"}, {"name": "Someone", "job": "Editor"}]}
 
 
 @pytest.fixture
@@ -56,6 +57,12 @@ def test_tmdb_names_join_the_glossary_and_are_kept(run_title, media_dir, store, 
     assert "Americans" in heard["given"] and heard["occurrences"]["Americans"] == 1
     assert by_term["The President"]["kind"] == "character"
     assert by_term["John Kennedy"]["kind"] == "actor" and "Narrator" not in by_term
+    # TMDB says where the film belongs (director, genres by id), for the context learner.
+    assert glossary["metadata"]["director"] == "Robert Drew"
+    assert glossary["metadata"]["genre"] == ["documentary", "history"]
+    remembered = store.read("context_terms")
+    assert set(remembered["director"]) == {"Robert Drew"}
+    assert set(remembered["genre"]) == {"documentary|history"}
     search, credits = tmdb.requests
     assert search["path"].startswith("/3/search/movie?") and "year=1961" in search["path"]
     assert "query=Ask+Not" in search["path"] and credits["path"].startswith("/3/movie/42/credits")

@@ -205,3 +205,16 @@ def test_a_loop_spread_over_segments_is_cut_and_a_repeated_line_kept() -> None:
                   ["Please hold.", "All our operators are busy, please stay on the line.",
                    "All our operators are busy, please stay on the line.", "Thank you."]]
     assert asr._loops(said_twice) == set()
+
+
+def test_hotwords_read_back_are_dropped_and_lines_naming_people_kept() -> None:
+    from cpw_resources.speech.asr import _echoes
+
+    given = "Raghuveer, Pooja, Aakash, Lonavala, Sameer, Didi, Khandala, Meenakshi, Inspector Kale"
+    assert _echoes("Khandala, Meenakshi, Inspector Kale.", given)
+    assert _echoes("Sameer, Didi, Khandala", given)
+    # Three names in order but a sentence around them; three names out of order; no hotwords.
+    assert not _echoes("Raghuveer, Pooja, Aakash, come here now please!", given)
+    assert not _echoes("Pooja, Raghuveer and Aakash went home.", given)
+    assert not _echoes("Khandala, Meenakshi, Inspector Kale.", None)
+    assert not _echoes("Pooja, Aakash.", given)

@@ -1,12 +1,23 @@
-"""``cpw``: register media files as titles, run them, show where their subtitles are.
+"""``cpw``: register media files as titles, run them, show where they stand.
 
+    cpw run PATH... [--model M] [--language L] [--target T] [--bilingual]
+                    [--enhance PROVIDER:MODEL] [--config run.yaml] [-v]
+                           register and materialise every asset in this process; print
+                           the subtitle paths (progress on stderr; -v: Dagster's own lines)
     cpw register PATH...   register each file; print its partition key (one line each)
-    cpw run PATH...        register and materialise every asset in this process;
-                           print the subtitle paths
-    cpw outputs KEY...     print the subtitle paths of registered titles
+    cpw list               every registered title: key, last outcome, media file
+    cpw status [KEY...]    each stage's last outcome (done, cached, failed), cost so far,
+                           and the title's files
+    cpw outputs KEY...     print every subtitle file of registered titles
     cpw env                print the shell exports that point scripts at this instance
     cpw store check        list unreadable event files and other store problems (exit 1)
     cpw store repair       quarantine them, rewrite schema files, recreate the views
+
+The flags of ``cpw run`` set the matching settings for that run (``--model`` is
+``CPW_WHISPER_MODEL``, ``--language`` ``CPW_LANGUAGE``, ``--target`` ``CPW_TARGET_LANGUAGE``,
+``--bilingual`` ``CPW_BILINGUAL``, ``--enhance`` ``CPW_ENHANCE_PROVIDER``); ``--config`` is a
+Dagster run config (the launchpad's YAML, as ``dagster job execute --config`` takes). A bad
+setting or flag is one line on stderr and exit 2.
 
 ``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster`` (see
 :mod:`cpw_resources.orchestration.instance`), so the
@@ -22,10 +33,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterInvalidConfigError
+from pydantic import ValidationError
 
 from cpw_resources.atomic import require_writable
-from cpw_resources.errors import CpwError
+from cpw_resources.errors import ConfigError, CpwError
 from cpw_resources.orchestration.instance import ensure_dagster_home, recover_dead_runs
 from cpw_resources.settings import Settings
 
@@ -66,20 +78,67 @@ def cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``cpw run`` flag → the setting it sets for the run.
+RUN_FLAGS = {"model": "CPW_WHISPER_MODEL", "language": "CPW_LANGUAGE",
+             "target": "CPW_TARGET_LANGUAGE", "enhance": "CPW_ENHANCE_PROVIDER"}
+
+
+def _apply_flags(args: argparse.Namespace) -> None:
+    """Set the settings ``cpw run``'s flags name, before anything reads the settings."""
+    import os
+
+    for flag, variable in RUN_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            os.environ[variable] = value
+    if getattr(args, "bilingual", False):
+        os.environ["CPW_BILINGUAL"] = "true"
+
+
+def _run_config(args: argparse.Namespace) -> dict:
+    """The run config: ``--config``'s YAML, with the console logger ``cpw run`` prints with."""
+    config: dict = {}
+    if args.config:
+        import yaml
+
+        path = Path(args.config)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"--config {path}: cannot be read ({error.strerror})") from error
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--config {path}: not valid YAML "
+                              f"({str(error).splitlines()[0]})") from error
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"--config {path}: must be a mapping (ops:, resources:, ...) "
+                              f"as in the launchpad")
+        config = dict(loaded or {})
+    if args.verbose:
+        config.setdefault("loggers", {"console": {"config": {"log_level": "DEBUG"}}})
+    else:
+        config.setdefault("loggers", {"cpw_console": {}})
+    return config
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    _apply_flags(args)
+    settings = Settings()  # a bad setting or flag stops here, in one line
+    run_config = _run_config(args)
     from cpw_assets.definitions import defs
 
     keys = _register(args.paths)
     job = defs.resolve_job_def("subtitle_job")
-    settings = Settings()
     failed = 0
     with _instance(settings) as instance:
         for key in dict.fromkeys(keys):
-            result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False
-            )
+            try:
+                result = job.execute_in_process(
+                    partition_key=key, instance=instance, raise_on_error=False,
+                    run_config=run_config)
+            except DagsterInvalidConfigError as error:
+                raise ConfigError(f"--config {args.config}: {_config_problem(error)}") from error
             if result.success:
-                for path in _subtitle_paths(settings, key).values():
+                for path in _outputs(settings, key):
                     print(path)
             else:
                 failed += 1
@@ -91,10 +150,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _subtitle_paths(settings: Settings, key: str) -> dict[str, Path]:
+def _config_problem(error: Exception) -> str:
+    errors = getattr(error, "errors", None) or []
+    lines = [getattr(e, "message", str(e)).strip().splitlines()[0] for e in errors[:3]]
+    return "; ".join(lines) or str(error).splitlines()[0]
+
+
+def _outputs(settings: Settings, key: str) -> list[Path]:
+    """Every subtitle file the title has (any language, bilingual ones too), else the ones
+    the current settings would write."""
     from cpw_resources.store.files import TitleFiles
 
-    return TitleFiles(settings.title_dir(key), key).subtitles(settings.target_language)
+    files = TitleFiles(settings.title_dir(key), key)
+    found = sorted(p for p in files.dir.glob(f"{key}.*") if p.suffix in (".srt", ".vtt"))
+    return found or list(files.subtitles(settings.target_language).values())
 
 
 def cmd_outputs(args: argparse.Namespace) -> int:
@@ -105,13 +174,75 @@ def cmd_outputs(args: argparse.Namespace) -> int:
     missing = 0
     for key in args.keys:
         registry.get(key)
-        for path in _subtitle_paths(settings, key).values():
+        for path in _outputs(settings, key):
             if path.exists():
                 print(path)
             else:
                 missing += 1
                 print(f"cpw: {path} does not exist yet; run the title first", file=sys.stderr)
     return 1 if missing else 0
+
+
+def _last_outcomes(settings: Settings) -> dict[str, str]:
+    """Each title's last run outcome and when, from the ``runs`` events."""
+    import polars as pl
+
+    from cpw_resources.store.events import EventStore
+
+    runs = EventStore(settings.events_dir, settings.duckdb_path).read("runs")
+    if runs.is_empty():
+        return {}
+    latest = runs.sort("ts").group_by("title").agg(pl.col("status").last(), pl.col("ts").last())
+    return {title: f"{status} {ts:%Y-%m-%d %H:%M}" for title, status, ts in latest.iter_rows()}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from cpw_resources.store.titles import TitleRegistry
+
+    settings = Settings()
+    titles = TitleRegistry(settings.titles_dir).all()
+    if not titles:
+        print(f"cpw: no titles registered in {settings.home_dir}; `cpw run FILE` or "
+              f"`cpw register FILE`", file=sys.stderr)
+        return 0
+    outcomes = _last_outcomes(settings)
+    width = max(len(t.key) for t in titles)
+    for title in sorted(titles, key=lambda t: t.key):
+        print(f"{title.key:<{width}}  {outcomes.get(title.key, 'never run'):<26}  "
+              f"{title.media}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from cpw_resources.store.events import EventStore
+    from cpw_resources.store.titles import TitleRegistry
+
+    settings = Settings()
+    registry = TitleRegistry(settings.titles_dir)
+    keys = args.keys or sorted(t.key for t in registry.all())
+    store = EventStore(settings.events_dir, settings.duckdb_path)
+    stages, calls = store.read("stage_metrics"), store.read("api_calls")
+    for key in keys:
+        title = registry.get(key)
+        print(f"{key}  ({title.media})")
+        mine = stages.filter(pl.col("title") == key).sort("ts")
+        if mine.is_empty():
+            print("  never run")
+        for row in mine.group_by("asset", maintain_order=True).last().iter_rows(named=True):
+            state = ("cached" if row["cache_hit"] and row["status"] == "success" else
+                     "done" if row["status"] == "success" else row["status"])
+            took = f"{row['wall_seconds']:.1f} s" if row["wall_seconds"] is not None else ""
+            error = f"  {row['error_class']}" if row["error_class"] else ""
+            print(f"  {row['asset']:<22} {state:<8} {took:>9}  {row['ts']:%Y-%m-%d %H:%M}"
+                  f"{error}")
+        spent = calls.filter(pl.col("title") == key)["cost_usd"].fill_null(0.0).sum() \
+            if not calls.is_empty() else 0.0
+        print(f"  cost so far: ${spent:.4f}")
+        for path in _outputs(settings, key):
+            print(f"  {path}{'' if path.exists() else ' (not written yet)'}")
+    return 0
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -152,14 +283,30 @@ def cmd_store(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cpw", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func, help_text in (
-        ("register", cmd_register, "register media files; print their partition keys"),
-        ("run", cmd_run, "register and process media files end to end, in process"),
-    ):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("paths", nargs="+", metavar="PATH")
-        p.set_defaults(func=func)
-    p = sub.add_parser("outputs", help="print the subtitle paths of registered titles")
+    p = sub.add_parser("run", help="register and process media files end to end, in process")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--model", help="Whisper model (CPW_WHISPER_MODEL): tiny.en, base, ...")
+    p.add_argument("--language", help="spoken language (CPW_LANGUAGE): hi, fr, ...; "
+                                      "default: the sidecar's, else detected")
+    p.add_argument("--target", help="subtitle language (CPW_TARGET_LANGUAGE); default en")
+    p.add_argument("--bilingual", action="store_true",
+                   help="also write source-above-target subtitles (CPW_BILINGUAL)")
+    p.add_argument("--enhance", metavar="PROVIDER:MODEL",
+                   help="LLM post-editing (CPW_ENHANCE_PROVIDER), e.g. openai:gpt-4o-mini")
+    p.add_argument("--config", metavar="run.yaml",
+                   help="a Dagster run config (the launchpad's YAML)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="Dagster's own log lines (DEBUG) instead of progress")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("register", help="register media files; print their partition keys")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(func=cmd_register)
+    sub.add_parser("list", help="every registered title and its last outcome").set_defaults(
+        func=cmd_list)
+    p = sub.add_parser("status", help="each stage's last outcome, cost, files of titles")
+    p.add_argument("keys", nargs="*", metavar="KEY")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("outputs", help="print the subtitle files of registered titles")
     p.add_argument("keys", nargs="+", metavar="KEY")
     p.set_defaults(func=cmd_outputs)
     sub.add_parser("env", help="print shell exports for CPW_HOME and DAGSTER_HOME").set_defaults(
@@ -171,10 +318,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except ValidationError as error:
+        print(f"cpw: error: {_setting_problem(error)}", file=sys.stderr)
+        return 2
     except CpwError as error:
         print(f"cpw: error: {error}", file=sys.stderr)
         _record_input_error(args.command, error)
         return 2
+
+
+def _setting_problem(error: ValidationError) -> str:
+    """A settings error in one line: which setting (its variable), what is wrong, the value."""
+    parts = []
+    for item in error.errors()[:3]:
+        field = ".".join(str(x) for x in item["loc"])
+        variable = f"CPW_{field.upper()}" if field else "a setting"
+        parts.append(f"{variable}: {item['msg']} (got {item.get('input')!r})")
+    return "invalid setting " + "; ".join(parts) + (
+        " — fix the environment variable or cpw.yaml" if parts else str(error))
 
 
 def _record_input_error(command: str, error: CpwError) -> None:

@@ -4,7 +4,7 @@ Resources and the run config's defaults come from the settings (environment and 
 read when this module loads; see :mod:`cpw_resources.orchestration`.
 """
 
-from dagster import Definitions
+from dagster import Definitions, colored_console_logger
 
 from cpw_assets.context import context_memory
 from cpw_assets.language.enhanced_translation import enhanced_translation
@@ -15,6 +15,7 @@ from cpw_assets.optimizer import optimizer_job, optimizer_model, optimizer_sched
 from cpw_assets.speech.media import audio, media
 from cpw_assets.speech.transcript import transcript
 from cpw_assets.subtitles import subtitles
+from cpw_resources.orchestration.console import cpw_console
 from cpw_resources.orchestration.instance import refuse_throwaway_instance
 from cpw_resources.orchestration.jobs import context_job, subtitle_job
 from cpw_resources.orchestration.resources import resources_for
@@ -29,4 +30,7 @@ defs = Definitions(
     schedules=[metrics_schedule, optimizer_schedule],
     sensors=sensors,
     resources={**resources_for(), "dbt": dbt_resource()},
+    # Dagster's console logger stays the default (no logger in a run's config); `cpw run`
+    # configures cpw_console, which prints progress bars instead of Dagster's DEBUG lines.
+    loggers={"console": colored_console_logger, "cpw_console": cpw_console},
 )

@@ -68,8 +68,8 @@ def decide(audio: Mapping[str, float], candidates: Sequence[Candidate], default:
                         f"fastest of {len(options)} candidates within {tolerance:.3f} WER of "
                         f"the best predicted ({best:.3f})",
                         chosen.error, chosen.seconds_per_audio_s)
-    why = (f"rules: {rows} training examples, fewer than {min_examples}" if model is not None
-           else "rules: no optimizer model trained yet")
+    why = (f"{rows} training examples, fewer than {min_examples}" if model is not None
+           else "no optimizer model trained yet")
     if is_hard(audio):
         model_name = max((c.model for c in options),
                          key=lambda m: (model_size_m(m), m == default.model))

@@ -104,3 +104,75 @@ def test_dagster_job_execute_without_dagster_home_says_what_to_set(tmp_path, med
     assert last.startswith("cpw: DAGSTER_HOME is not set") and "cpw env" in last
     assert f"DAGSTER_HOME={home / 'dagster'}" in last
     assert "Traceback" not in executed.stderr
+
+
+def test_cpw_run_flags_status_list_and_quiet_logs(tmp_path, media_dir):
+    """`cpw run` with flags and a run config: the flags set the run's settings, the run config
+    its ops; stderr has the stages' lines, not Dagster's DEBUG bookkeeping (-v brings it);
+    `cpw status` and `cpw list` say where each title stands."""
+    home = tmp_path / "home"
+    env = _env(home)
+    env.pop("CPW_WHISPER_MODEL")
+    media = copy_to(JFK, media_dir, "Ask Not.wav")
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text("ops:\n  transcript:\n    config:\n      beam_size: 2\n")
+    done = _run([str(BIN / "cpw"), "run", str(media), "--model", "tiny.en", "--language", "en",
+                 "--bilingual", "--config", str(run_yaml)], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    transcript = json.loads((home / "titles" / "ask_not" / "transcript.json").read_text())
+    assert transcript["config"]["model"] == "tiny.en" and transcript["config"]["beam_size"] == 2
+    assert "DEBUG" not in done.stderr and "STEP_START" not in done.stderr
+    assert "cpw: ask_not: transcript: 100%" in done.stderr
+    assert "ask_not: subtitles success" in done.stderr
+    # English speech: no bilingual file (it would say everything twice).
+    assert sorted(Path(p).name for p in done.stdout.split()) == [
+        "ask_not.en.srt", "ask_not.en.vtt"]
+
+    verbose = _run([str(BIN / "cpw"), "run", str(media), "--model", "tiny.en", "-v"], env)
+    assert verbose.returncode == 0 and "STEP_START" in verbose.stderr
+
+    status = _run([str(BIN / "cpw"), "status", "ask_not"], env)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0].startswith("ask_not  (") and "Ask Not.wav" in lines[0]
+    states = {ln.split()[0]: ln.split()[1] for ln in lines[1:] if ln.startswith("  ")
+              and not ln.strip().startswith(("cost", "/"))}
+    # The -v run changed the beam (no --config): audio reused, transcript made again.
+    assert states["audio"] == "cached" and states["transcript"] == "done"
+    assert "  cost so far: $0.0000" in lines
+    listed = _run([str(BIN / "cpw"), "list"], env)
+    assert listed.stdout.startswith("ask_not  ") and "success" in listed.stdout
+
+    bad = _run([str(BIN / "cpw"), "run", str(media)], {**env, "CPW_BEAM_SIZE": "0"})
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().count("\n") == 0 and "CPW_BEAM_SIZE" in bad.stderr
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("ops:\n  transcript:\n    config:\n      beam_size: lots\n")
+    refused = _run([str(BIN / "cpw"), "run", str(media), "--config", str(bad_yaml)], env)
+    assert refused.returncode == 2 and refused.stderr.startswith("cpw: error: --config")
+    assert refused.stderr.strip().count("\n") == 0
+
+
+def test_progress_draws_one_bar_per_stage_on_a_terminal() -> None:
+    import io
+    import logging
+
+    from cpw_resources.orchestration.console import ConsoleHandler
+
+    def record(message: str, level: int = logging.INFO) -> logging.LogRecord:
+        rec = logging.LogRecord("cpw", level, "", 0, message, None, None)
+        rec.dagster_meta = {"orig_message": message, "dagster_event": None,
+                            "job_tags": {"dagster/partition": "film"}}
+        return rec
+
+    out = io.StringIO()
+    handler = ConsoleHandler(out, tty=True)
+    for pct in (10, 50, 100):
+        handler.emit(record(f"transcript: {pct}% ({pct / 10:.1f} of 10.0 s of audio)"))
+    handler.emit(record("subtitles success in 0.01 s"))
+    text = out.getvalue()
+    assert text.count("\r") == 3 and text.count("\n") == 2  # one bar, ended at 100 %
+    assert "film: transcript [" in text and "#" * 24 + "] 100%" in text
+    piped = io.StringIO()
+    ConsoleHandler(piped, tty=False).emit(record("transcript: 50% (5.0 of 10.0 s of audio)"))
+    assert piped.getvalue() == "cpw: film: transcript: 50% (5.0 of 10.0 s of audio)\n"

@@ -1,8 +1,13 @@
 """The context learner on a small series: do names said in episodes 2–4 come out spelled as
 the series spells them, with no LLM?
 
-    python benchmarks/bench_context.py [--out benchmarks/out/series] [--model base]
+    python benchmarks/bench_context.py [--language en|fr] [--out DIR] [--model base]
                                        [--configs none,learner_off,prompt,hotwords,repair,full]
+
+``--language fr`` builds the same series in French (espeak-ng's French voices, the French phone
+prompts) and measures the names in its English subtitles (Whisper's translate task), in the
+configurations learner_off, translate_prompt (the names reach only the translate task's
+prompt) and full.
 
 **The series** (built here, deterministic, into ``--out``; git-ignored): four episodes of about
 a minute, each a run of lines that carry the characters' names (Raghuveer, Aakash, Pooja,
@@ -107,6 +112,44 @@ EPISODES = {
         "Raghuveer, this is the end of it.",
         "Pooja and Sameer will stay with Meenakshi."],
 }
+#: The same lines in French (``--language fr``): Whisper transcribes French, then translates
+#: to English; the names are counted in the English subtitles, as in the English lines.
+FRENCH = {
+    1: ["Raghuveer, as-tu vu Pooja aujourd'hui ?",
+        "Aakash est allé à Lonavala avec Sameer.",
+        "Didi dit que le train pour Khandala est en retard.",
+        "Meenakshi, appelle Bhaiya avant le dîner.",
+        "Pooja et Aakash attendent près de la gare.",
+        "Sameer, dis à Raghuveer que la voiture est prête.",
+        "Nous irons de Khandala à Lonavala ce soir.",
+        "Bhaiya, où est Meenakshi ?",
+        "Didi, Pooja te demande."],
+    2: ["Bonjour Raghuveer, Aakash a-t-il appelé ?",
+        "Pooja est restée à Lonavala pour la fête.",
+        "Sameer, la route de Khandala est fermée.",
+        "Meenakshi a tout dit à Didi.",
+        "Bhaiya, ramène Pooja à la maison, s'il te plaît.",
+        "Aakash et Sameer se disputent encore.",
+        "Raghuveer nous retrouvera à Khandala.",
+        "Lonavala est belle sous la pluie, Meenakshi."],
+    3: ["Devyani, voici Raghuveer, mon frère.",
+        "Aakash a trouvé la lettre à Lonavala.",
+        "Pooja, ne dis rien à Sameer à propos de Devyani.",
+        "Didi cuisine pour tout le monde ce soir.",
+        "Meenakshi et Bhaiya sont partis pour Khandala.",
+        "Raghuveer, Devyani est venue te voir.",
+        "Sameer dit que Pooja avait raison depuis le début.",
+        "L'hôtel de Khandala a appelé pour Aakash."],
+    4: ["L'inspecteur Kale veut parler à Raghuveer.",
+        "Pooja, où étais-tu hier soir ?",
+        "Aakash et Devyani sont revenus de Lonavala.",
+        "Sameer, l'inspecteur Kale attend dehors.",
+        "Meenakshi, dis à Didi de ne pas s'inquiéter.",
+        "Bhaiya a vu Devyani à la gare de Khandala.",
+        "Raghuveer, c'est la fin de tout cela.",
+        "Pooja et Sameer resteront avec Meenakshi."],
+}
+FRENCH_VOICES = ("fr-fr", "fr-be", "fr-ch")
 FILLER_IDS = ("conf-extended", "conf-placeintoconf", "confbridge-unlocked", "dir-nomatch",
               "priv-introsaved", "priv-recordintro", "queue-youarenext", "tt-weasels",
               "vm-dialout", "vm-enter-num-to-call", "vm-tmpexists", "vm-reenterpassword")
@@ -136,15 +179,15 @@ def _espeak(text: str, voice: str) -> np.ndarray:
     return samples
 
 
-def _fillers() -> dict[str, tuple[str, np.ndarray]]:
+def _fillers(language: str = "en") -> dict[str, tuple[str, np.ndarray]]:
     from faster_whisper.audio import decode_audio
 
     rows = {r["id"]: r for r in csv.DictReader(
         (DATA / "asterisk_dev" / "prompts.tsv").open(encoding="utf-8"), delimiter="\t")}
-    return {i: (rows[i]["en"].strip(), decode_audio(str(DATA / "asterisk_dev" /
-                                                         rows[i]["audio_en"]),
-                                                    sampling_rate=RATE))
-            for i in FILLER_IDS}
+    return {i: (rows[i][language].strip(),
+                decode_audio(str(DATA / "asterisk_dev" / rows[i][f"audio_{language}"]),
+                             sampling_rate=RATE))
+            for i in FILLER_IDS if rows[i].get(f"audio_{language}")}
 
 
 def _stamp(t: float) -> str:
@@ -156,20 +199,24 @@ def names_in(text: str) -> list[str]:
     return [n for n in NAMES for _ in re.finditer(rf"\b{re.escape(n)}\b", text)]
 
 
-def build(out: Path) -> None:
-    """The four episodes, their sidecars and references, into ``out``."""
+def build(out: Path, language: str = "en") -> None:
+    """The four episodes, their sidecars and references, into ``out`` (``language`` en, or
+    fr: the same lines in French)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "refs").mkdir(exist_ok=True)
-    fillers = _fillers()
+    fillers = _fillers(language)
     filler_ids = list(fillers)
     for n, lines in EPISODES.items():
         pieces, ref, clock = [], [], 0.0
         for k, line in enumerate(lines):
-            voice = VOICES[(n + k) % len(VOICES)]
-            said = _espeak(line, voice)
+            voices = VOICES if language == "en" else FRENCH_VOICES
+            voice = voices[(n + k) % len(voices)]
+            spoken = line if language == "en" else FRENCH[n][k]
+            said = _espeak(spoken, voice)
             pieces += [said, np.zeros(int(GAP_S * RATE), np.float32)]
             ref.append({"start": round(clock, 2), "end": round(clock + said.size / RATE, 2),
-                        "text": line, "voice": voice, "names": names_in(line)})
+                        "text": spoken, "english": line, "voice": voice,
+                        "names": names_in(line)})
             clock += said.size / RATE + GAP_S
             if k % 3 == 1:  # real speech between the lines
                 text, real = fillers[filler_ids[(n * 3 + k) % len(filler_ids)]]
@@ -185,7 +232,7 @@ def build(out: Path) -> None:
             w.setframerate(RATE)
             w.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
         sidecar: dict = {"title": f"{SERIES} episode {n}", "series": SERIES, "season": 1,
-                         "episode": n, "language": "en", "genre": "drama"}
+                         "episode": n, "language": language, "genre": "drama"}
         if n == 1:
             said = {x for line in lines for x in names_in(line)}
             sidecar["characters"] = [x for x in NAMES if NAMES[x] == "character" and x in said]
@@ -195,7 +242,7 @@ def build(out: Path) -> None:
                     for x in NAMES if NAMES[x] == "term" and x in said))
         media.with_suffix(".json").write_text(json.dumps(sidecar, indent=1))
         # The reference beside the film: the transcript scores its WER against it.
-        media.with_name(f"{SERIES} S01E0{n}.en.srt").write_text("".join(
+        media.with_name(f"{SERIES} S01E0{n}.{language}.srt").write_text("".join(
             f"{i}\n{_stamp(r['start'])} --> {_stamp(r['end'])}\n{r['text']}\n\n"
             for i, r in enumerate(ref, 1)), encoding="utf-8")
         (out / "refs" / f"S01E0{n}.json").write_text(json.dumps(ref, indent=1))
@@ -210,7 +257,11 @@ CONFIGS = {
     "hotwords": {"context_learner": "on", "asr_names": "hotwords", "name_repair": False},
     "repair": {"context_learner": "on", "asr_names": "off", "name_repair": True},
     "full": {"context_learner": "on", "asr_names": "hotwords", "name_repair": True},
+    # French only: the names reach only the prompt of Whisper's translate task.
+    "translate_prompt": {"context_learner": "on", "asr_names": "off", "name_repair": False},
 }
+DEFAULT_CONFIGS = {"en": ["none", "learner_off", "prompt", "hotwords", "repair", "full"],
+                   "fr": ["learner_off", "translate_prompt", "full"]}
 
 
 def _recall(said: list[str], text: str) -> tuple[int, int, int]:
@@ -282,7 +333,7 @@ def run(out: Path, configs: list[str], model: str) -> dict:
                 transcript = json.loads((title_dir / "transcript.json").read_text())
                 store = EventStore(home / "events", home / "cpw.duckdb")
                 examples = store.read("training_examples")
-                wer = examples.filter(examples["title"] == key)["wer"].to_list()[-1]
+                wer = examples.filter(examples["title"] == key)["wer"].to_list()[-1] or 0.0
                 per_episode[n] = {
                     "recall": right / total, "right": right, "said": total, "extra": extra,
                     "wer": wer,
@@ -339,13 +390,17 @@ def suggestion_speed() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=HERE / "out" / "series")
+    parser.add_argument("--language", choices=("en", "fr"), default="en",
+                        help="the series in English, or in French (translated to English)")
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--model", default="base")
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs")
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
+    args.out = args.out or HERE / "out" / ("series" if args.language == "en" else "series_fr")
+    args.configs = args.configs or ",".join(DEFAULT_CONFIGS[args.language])
     os.environ.setdefault("DAGSTER_HOME", tempfile.mkdtemp(prefix="cpw-context-dagster-"))
-    build(args.out)
+    build(args.out, args.language)
     if args.build_only:
         return
     speed = suggestion_speed()

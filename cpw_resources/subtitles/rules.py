@@ -786,21 +786,9 @@ def write_subtitle_files(cues: Sequence[Cue], srt_path: Path, vtt_path: Path) ->
 
 # --------------------------------------------------------------------------- bilingual
 
-#: Source words further than this from every target cue are not shown.
-_BILINGUAL_REACH = 1.0
 
-
-def _shorten(text: str, width: int) -> str:
-    """``text`` cut at a word boundary to fit ``width`` characters, ending in an ellipsis."""
-    if len(text) <= width:
-        return text
-    cut = text[: width - 1]
-    if text[width - 1] != " " and " " in cut:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip(" ,;:") + "…"
-
-
-def _nearest_cue(cues: Sequence[Cue], starts: Sequence[float], time: float) -> int | None:
+def _nearest_cue(cues: Sequence[Cue], starts: Sequence[float], time: float) -> int:
+    """The cue containing ``time``, else the nearest one (every source word goes somewhere)."""
     index = bisect.bisect_right(starts, time) - 1
     best: tuple[float, int] | None = None
     for k in (index, index + 1):
@@ -808,38 +796,81 @@ def _nearest_cue(cues: Sequence[Cue], starts: Sequence[float], time: float) -> i
             distance = max(cues[k].start - time, time - cues[k].end, 0.0)
             if best is None or distance < best[0]:
                 best = (distance, k)
-    if best is None or best[0] > _BILINGUAL_REACH:
-        return None
+    assert best is not None, "at least one cue"
     return best[1]
+
+
+def _source_lines(tokens: Sequence[_Token], width: int) -> list[tuple[str, int]]:
+    """Source words in order, as lines of at most ``width`` characters: (line, index of its
+    first token)."""
+    lines: list[tuple[str, int]] = []
+    current: list[str] = []
+    first = 0
+    for i, token in enumerate(tokens):
+        if current and len(" ".join([*current, token.text])) > width:
+            lines.append((" ".join(current), first))
+            current, first = [], i
+        current.append(token.text)
+    if current:
+        lines.append((" ".join(current), first))
+    return lines
+
+
+def _split_words(words: list[str], shares: Sequence[float]) -> list[list[str]]:
+    """``words`` in order, cut into ``len(shares)`` parts of about those shares."""
+    parts, start, total = [], 0, sum(shares) or 1.0
+    for k in range(len(shares)):
+        end = len(words) if k == len(shares) - 1 else min(
+            len(words), max(start, round(len(words) * sum(shares[:k + 1]) / total)))
+        parts.append(words[start:end])
+        start = end
+    return parts
 
 
 def bilingual_cues(
     target: Sequence[Cue], source_segments: Sequence[Segment], rules: SubtitleRules = DEFAULT_RULES
 ) -> list[Cue]:
-    """Target cues with a first line of the source-language words spoken during each cue.
+    """Target cues with the source-language words spoken during each cue on a line above.
 
-    Each source word goes to the cue that contains its midpoint (or the nearest cue within
-    ``_BILINGUAL_REACH`` seconds); the words are joined and shortened with an ellipsis to fit
-    one line. By design such cues have one line more than ``rules.max_lines`` allows, so
-    :func:`check_cues` reports them as ``too_many_lines``. Cues without source words are
-    returned unchanged.
+    Every source word appears once: each goes to the cue that contains its midpoint, else to
+    the nearest cue. A cue whose source words need more than one line of
+    ``rules.max_line_chars`` is split in time, at the words' own times, into as many cues as
+    lines, each with one source line and its share of the target text (wrapped by the same
+    rules), so nothing is cut short. Such cues have one line more than ``rules.max_lines``
+    allows, so :func:`check_cues` reports them as ``too_many_lines``. Cues without source
+    words are returned unchanged.
     """
     ordered = sorted(target, key=lambda cue: cue.start)
+    if not ordered:
+        return []
     starts = [cue.start for cue in ordered]
-    words: list[list[str]] = [[] for _ in ordered]
+    words: list[list[_Token]] = [[] for _ in ordered]
     for segment in source_segments:
         for token in _segment_tokens(segment, rules.max_line_chars):
-            k = _nearest_cue(ordered, starts, (token.start + token.end) / 2)
-            if k is not None:
-                words[k].append(token.text)
-    return [
-        Cue(
-            cue.start,
-            cue.end,
-            (_shorten(" ".join(w), rules.max_line_chars), *cue.lines),
-            cue.segment_ids,
-        )
-        if w
-        else cue
-        for cue, w in zip(ordered, words, strict=True)
-    ]
+            words[_nearest_cue(ordered, starts, (token.start + token.end) / 2)].append(token)
+    out: list[Cue] = []
+    for cue, tokens in zip(ordered, words, strict=True):
+        lines = _source_lines(tokens, rules.max_line_chars)
+        if len(lines) <= 1:
+            out.append(Cue(cue.start, cue.end, (lines[0][0], *cue.lines), cue.segment_ids)
+                       if lines else cue)
+            continue
+        cuts = [min(max(tokens[i].start, cue.start), cue.end) for _, i in lines[1:]]
+        bounds = [cue.start, *cuts, cue.end]
+        if any(b <= a for a, b in zip(bounds, bounds[1:], strict=False)):
+            step = (cue.end - cue.start) / len(lines)  # words without usable times
+            bounds = [cue.start + step * k for k in range(len(lines))] + [cue.end]
+        spans = [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
+        parts = _split_words(" ".join(cue.lines).split(), spans)
+        for k, (line, _) in enumerate(lines):
+            text = " ".join(parts[k])
+            wrapped = wrap_lines(text, rules)
+            if wrapped is None:  # more target text than two lines hold: keep every word
+                wrapped = tuple(x for x, _ in _source_lines(
+                    [_Token(w, 0.0, 0.0, 0) for w in parts[k]], rules.max_line_chars))
+            end = bounds[k + 1]
+            if k + 1 < len(lines) and end - bounds[k] > 2 * rules.min_gap:
+                end -= rules.min_gap
+            out.append(Cue(round(bounds[k], 3), round(end, 3), (line, *wrapped),
+                           cue.segment_ids))
+    return out

@@ -166,7 +166,9 @@ def test_bilingual_source_lines_are_cleaned_too(tmp_path: Path) -> None:
     target = build_cues(timed(["Hello, my friend."]), RULES)
     source = [Segment(0, 1.0, 2.5, f"{TIMING_LINE}\n<i>नमस्ते</i> {{\\an8}}दोस्त")]
     cues = bilingual_cues(target, source, RULES)
-    assert cues[0].lines[0] == "00∶00∶00.000 → 00∶09∶59.000 <i>नमस्ते</i>…"
+    # Cleaned, and split over two cues rather than cut: every source word is shown.
+    assert cues[0].lines[0] == "00∶00∶00.000 → 00∶09∶59.000 <i>नमस्ते</i>"
+    assert cues[1].lines[0] == "दोस्त"
     assert_files_hold_exactly(cues, tmp_path)
 
 

@@ -30,7 +30,8 @@ TMDB, optimizer off (one Whisper config for all).
 - ``learner_off``: the sidecar's names as hotwords and repairs, but no memory;
 - ``prompt`` / ``hotwords`` / ``repair``: the memory on and one use of the names alone (the
   initial prompt, hotwords, offline repair of near misses);
-- ``full``: the default: memory, hotwords and repairs.
+- ``full``: the default: memory, names as hotwords (``auto``: English speech only) and
+  repairs.
 
 **Measured**, per episode and configuration:
 - name recall: of the names said (each occurrence in the reference), how many the final
@@ -256,12 +257,14 @@ CONFIGS = {
     "prompt": {"context_learner": "on", "asr_names": "prompt", "name_repair": False},
     "hotwords": {"context_learner": "on", "asr_names": "hotwords", "name_repair": False},
     "repair": {"context_learner": "on", "asr_names": "off", "name_repair": True},
-    "full": {"context_learner": "on", "asr_names": "hotwords", "name_repair": True},
-    # French only: the names reach only the prompt of Whisper's translate task.
+    "full": {"context_learner": "on", "asr_names": "auto", "name_repair": True},
+    # French: the names reach only the prompt of Whisper's translate task; or, forced, the
+    # French transcription's hotwords too (auto gives hotwords to English speech only).
     "translate_prompt": {"context_learner": "on", "asr_names": "off", "name_repair": False},
+    "forced_hotwords": {"context_learner": "on", "asr_names": "hotwords", "name_repair": True},
 }
 DEFAULT_CONFIGS = {"en": ["none", "learner_off", "prompt", "hotwords", "repair", "full"],
-                   "fr": ["learner_off", "translate_prompt", "full"]}
+                   "fr": ["learner_off", "translate_prompt", "full", "forced_hotwords"]}
 
 
 def _recall(said: list[str], text: str) -> tuple[int, int, int]:

@@ -94,9 +94,10 @@ class Settings(BaseSettings):
         "director or genre (docs/context.md); off = each title starts from its sidecar and "
         "TMDB alone. Finished titles are remembered either way.",
     )
-    asr_names: Literal["hotwords", "prompt", "off"] = Field(
-        "hotwords", description="How the glossary's names reach Whisper before it transcribes: "
-        "hotwords (every 30-second window), prompt (the initial prompt only), or off.",
+    asr_names: Literal["auto", "hotwords", "prompt", "off"] = Field(
+        "auto", description="How the glossary's names reach Whisper before it transcribes: "
+        "hotwords (every 30-second window), prompt (the initial prompt only), off, or auto "
+        "(hotwords for English speech, off for other languages).",
     )
     name_repair: bool = Field(
         True, description="Write near misses of glossary names left in the transcript as the "

@@ -54,7 +54,7 @@ class TranscriptConfig(Config):
     vad_filter: bool = setting("vad_filter")
     language: str | None = setting("language")
     optimizer: Literal["on", "off"] = setting("optimizer")
-    names: Literal["hotwords", "prompt", "off"] = setting("asr_names")
+    names: Literal["auto", "hotwords", "prompt", "off"] = setting("asr_names")
     repair_names: bool = setting("name_repair")
 
 

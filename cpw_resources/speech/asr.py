@@ -59,6 +59,8 @@ _WORDS = re.compile(r"\w+", re.UNICODE)
 #: and names are this share of its words (see :func:`_echoes`).
 ECHO_MIN_NAMES = 3
 ECHO_NAME_SHARE = 0.6
+#: ... or names in any order making up this share of its words.
+ECHO_ONLY_NAMES = 0.75
 
 #: A loop spread over segments is judged with this much text before a segment (:func:`_loops`).
 LOOP_CONTEXT_CHARS = 240
@@ -171,8 +173,9 @@ def _is_hallucination(seg: Any) -> bool:
 
 def _echoes(text: str, hotwords: str | None) -> bool:
     """The segment is Whisper reading its hotwords back: three or more of them in the order
-    they were given, and names making up most of its words ("Khandala, Meenakshi, Bhaiya."
-    over music). A line that names three people in another order, or says more, is kept."""
+    they were given and names making up most of its words ("Khandala, Meenakshi, Bhaiya."
+    over music), or three or more in any order with little else ("Raghuveer, Khandala,
+    Khandala," over noise). A line that names three people and says something is kept."""
     if not hotwords:
         return False
     given = [n.strip().lower() for n in hotwords.split(",") if n.strip()]
@@ -195,6 +198,8 @@ def _echoes(text: str, hotwords: str | None) -> bool:
     for a, b in zip(found, found[1:], strict=False):
         run = run + 1 if b == a + 1 else 1
         best = max(best, run)
+    if len(found) >= ECHO_MIN_NAMES and named_words >= ECHO_ONLY_NAMES * len(words):
+        return True  # little but names ("Raghuveer, Khandala, Khandala," over noise)
     return best >= ECHO_MIN_NAMES and named_words >= ECHO_NAME_SHARE * len(words)
 
 
@@ -226,6 +231,7 @@ class Transcription:
     duration_s: float
     duration_after_vad_s: float
     dropped_segments: int
+    windows_without_hotwords: int = 0  # windows decoded again without them (they looped)
 
 
 def windows(audio: WavReader, window_s: float = WINDOW_S) -> Iterator[tuple[int, int]]:
@@ -291,28 +297,27 @@ def transcribe(
     duration = audio.duration_s
     detected = _Detected(language)
     segments: list[Segment] = []
-    dropped, after_vad = 0, 0.0
+    dropped, after_vad, without_hotwords = 0, 0.0, 0
     for lo, hi in windows(audio, window_s):
         offset, limit = lo / SAMPLE_RATE, hi / SAMPLE_RATE
         samples = audio.read(lo, hi)
-        stream, info = _transcribe_window(model, samples, config,
-                                          detected.language, initial_prompt, task, hotwords)
-        found = len(segments)
-        kept: list[Any] = []
-        for seg in stream:
-            if _is_hallucination(seg) or _echoes(seg.text, hotwords):
-                dropped += 1
-            else:
-                kept.append(seg)
+
+        def report(end: float, offset: float = offset) -> None:
             if progress is not None and duration > 0:
-                progress(min(1.0, (offset + seg.end) / duration))
-        if config.vad_filter:
-            kept = _fill_holes(model, samples, kept, config,
-                               detected.language or info.language, initial_prompt, task,
-                               hotwords)
-        looping = _loops(kept)
-        dropped += len(looping)
-        kept = [seg for k, seg in enumerate(kept) if k not in looping]
+                progress(min(1.0, (offset + end) / duration))
+
+        window = _Window(model, samples, config, detected.language, initial_prompt, task)
+        kept, lost, info = window.decode(hotwords, report)
+        if hotwords and lost:
+            # Hotwords can make Whisper loop on the names where it hears them poorly
+            # ("Aakash, Aakash, Aakash ..."): the window decoded without them is kept when
+            # it loses fewer segments.
+            plain, plain_lost, plain_info = window.decode(None, None)
+            if plain_lost < lost:
+                kept, lost, info = plain, plain_lost, plain_info
+                without_hotwords += 1
+        dropped += lost
+        found = len(segments)
         segments.extend([_to_segment(seg, found + k, offset, limit)
                          for k, seg in enumerate(kept)])
         after_vad += float(info.duration_after_vad or 0.0)
@@ -326,7 +331,41 @@ def transcribe(
         duration_s=duration,
         duration_after_vad_s=after_vad,
         dropped_segments=dropped,
+        windows_without_hotwords=without_hotwords,
     )
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One window's audio and how it is decoded."""
+
+    model: Any
+    samples: np.ndarray
+    config: AsrConfig
+    language: str | None
+    initial_prompt: str | None
+    task: str
+
+    def decode(self, hotwords: str | None, report: Callable[[float], None] | None
+               ) -> tuple[list[Any], int, Any]:
+        """The kept segments (window clock), how many were dropped, faster-whisper's info."""
+        stream, info = _transcribe_window(self.model, self.samples, self.config, self.language,
+                                          self.initial_prompt, self.task, hotwords)
+        kept: list[Any] = []
+        lost = 0
+        for seg in stream:
+            if _is_hallucination(seg) or _echoes(seg.text, hotwords):
+                lost += 1
+            else:
+                kept.append(seg)
+            if report is not None:
+                report(seg.end)
+        if self.config.vad_filter:
+            kept = _fill_holes(self.model, self.samples, kept, self.config,
+                               self.language or info.language, self.initial_prompt, self.task,
+                               hotwords)
+        looping = _loops(kept)
+        return [seg for k, seg in enumerate(kept) if k not in looping], lost + len(looping), info
 
 
 def _loops(kept: Sequence[Any]) -> set[int]:

@@ -264,7 +264,7 @@ CONFIGS = {
     "forced_hotwords": {"context_learner": "on", "asr_names": "hotwords", "name_repair": True},
 }
 DEFAULT_CONFIGS = {"en": ["none", "learner_off", "prompt", "hotwords", "repair", "full"],
-                   "fr": ["learner_off", "translate_prompt", "full", "forced_hotwords"]}
+                   "fr": ["learner_off", "full"]}
 
 
 def _recall(said: list[str], text: str) -> tuple[int, int, int]:

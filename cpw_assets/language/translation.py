@@ -121,6 +121,7 @@ def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrCon
         translated = translate(
             model, wav, segments, asr, source_language=source,
             initial_prompt=prompt_names(terms), progress=st.log_progress("translation"),
+            names=[t["term"] for t in terms.get("terms", ())],
         )
     return _write(st, output, source, target, f"whisper-translate:{asr.model}", None,
                   translated)

@@ -216,7 +216,8 @@ def _transcribe(st: Stage, whisper: WhisperResource, optimizer: OptimizerResourc
                             f"{names.mode}: {', '.join(names.asr[:8])}"
                             f"{' ...' if len(names.asr) > 8 else ''}")
     result = transcribe(model, wav, config, language=language, progress=progress,
-                        initial_prompt=names.prompt, hotwords=names.hotwords)
+                        initial_prompt=names.prompt, hotwords=names.hotwords,
+                        names=names.asr)
     asr_seconds = time.perf_counter() - started
     segments, repairs = result.segments, []
     spellings = [t["term"] for t in names.terms if t.get("kind") in ("character", "actor",

@@ -34,7 +34,11 @@ from cpw_resources.subtitles.rules import (
     partitions_def=titles,
     group_name="subtitles",
     deps=[enhanced_translation, transcript],
-    check_specs=[AssetCheckSpec("follows_subtitle_rules", asset="subtitles")],
+    check_specs=[AssetCheckSpec(
+        "follows_subtitle_rules", asset="subtitles",
+        description="Every cue follows the style rules: at most 2 lines of 42 characters, "
+                    "at most 17 characters per second (never above 20 where speech allows), "
+                    "5/6 s to 7 s on screen, 2 frames between cues (WARN: counts only)")],
     kinds={"srt", "webvtt"},
 )
 def subtitles(context: AssetExecutionContext, config: SubtitlesConfig,

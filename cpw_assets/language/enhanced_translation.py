@@ -58,7 +58,14 @@ from cpw_resources.store.sidecars import Sidecars
 from cpw_resources.subtitles.quality import load_reference, score
 from cpw_resources.subtitles.rules import DEFAULT_RULES
 
-CHECKS = ("enhancement_complete", "not_worse_than_baseline", "names_intact")
+CHECKS = {
+    "enhancement_complete": "Every segment selected for post-editing was enhanced (none kept "
+                            "its MT text for the budget, failures, bad or over-long replies)",
+    "not_worse_than_baseline": "With a reference subtitle beside the film: the enhanced "
+                               "text scores no lower (BLEU, chrF) than the translation",
+    "names_intact": "Glossary names are spelled as the glossary spells them, and none the "
+                    "translation had is dropped",
+}
 NOT_ENHANCED = ("failed", "budget", "rejected", "over_char_budget")
 
 
@@ -66,7 +73,8 @@ NOT_ENHANCED = ("failed", "budget", "rejected", "over_char_budget")
     partitions_def=titles,
     group_name="language",
     deps=[translation, transcript, glossary],
-    check_specs=[AssetCheckSpec(name, asset="enhanced_translation") for name in CHECKS],
+    check_specs=[AssetCheckSpec(name, asset="enhanced_translation", description=text)
+                 for name, text in CHECKS.items()],
     kinds={"openai", "anthropic"},
 )
 def enhanced_translation(context: AssetExecutionContext, config: EnhancementConfig,

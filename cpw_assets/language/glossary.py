@@ -64,7 +64,10 @@ from cpw_resources.store.sidecars import Sidecars
     partitions_def=titles,
     group_name="language",
     deps=[media, context_memory],
-    check_specs=[AssetCheckSpec("tmdb_names", asset="glossary")],
+    check_specs=[AssetCheckSpec(
+        "tmdb_names", asset="glossary",
+        description="TMDB's cast names joined the glossary, or TMDB is not configured "
+                    "(WARN when TMDB failed and the glossary went on without them)")],
     kinds={"tmdb"},
 )
 def glossary(context: AssetExecutionContext, store: EventStoreResource,

@@ -50,7 +50,10 @@ def whisper_translation_model(config: TranslationConfig, transcript_model: str) 
 
 @asset(partitions_def=titles, group_name="language", deps=[transcript, glossary, audio],
        kinds={"whisper", "openai"},
-       check_specs=[AssetCheckSpec("translation_complete", asset="translation")])
+       check_specs=[AssetCheckSpec(
+           "translation_complete", asset="translation",
+           description="Every segment has a translation (none left in the spoken language "
+                       "after the backend's retries and fallbacks)")])
 def translation(context: AssetExecutionContext, config: TranslationConfig,
                 store: EventStoreResource, titles: TitleRegistryResource,
                 whisper: WhisperResource, llm: LlmResource,

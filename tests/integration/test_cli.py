@@ -176,3 +176,46 @@ def test_progress_draws_one_bar_per_stage_on_a_terminal() -> None:
     piped = io.StringIO()
     ConsoleHandler(piped, tty=False).emit(record("transcript: 50% (5.0 of 10.0 s of audio)"))
     assert piped.getvalue() == "cpw: film: transcript: 50% (5.0 of 10.0 s of audio)\n"
+
+
+def test_dg_launch_and_dg_dev(tmp_path, media_dir):
+    """Dagster's newer CLI: `dg launch` runs a registered title like `dagster job execute`;
+    `dg dev` serves the UI for workspace.yaml on 127.0.0.1."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    home = tmp_path / "home"
+    env = _env(home, DAGSTER_HOME=str(home / "dagster"))
+    media = copy_to(JFK, media_dir, "Ask Not, 1961.wav")
+    key = _run([str(BIN / "cpw"), "register", str(media)], env).stdout.strip()
+    launched = _run([str(BIN / "dg"), "launch", "--job", "subtitle_job", "--partition", key,
+                     "-m", "cpw_assets.definitions"], env)
+    assert launched.returncode == 0, launched.stdout[-2000:] + launched.stderr[-2000:]
+    assert (home / "titles" / key / f"{key}.en.srt").is_file()
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(BIN / "dg"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline, info = time.time() + 180, None
+        while time.time() < deadline and info is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info",
+                                            timeout=5) as reply:
+                    info = json.loads(reply.read())
+            except OSError:
+                time.sleep(2)
+        assert info is not None and "dagster_webserver_version" in info
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)

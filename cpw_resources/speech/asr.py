@@ -509,7 +509,8 @@ def translate(
     missing = [k for k, (seg, src) in enumerate(zip(laid, segments, strict=True))
                if seg is src]  # onto_segments returns a segment that got no English as is
     for k, seg in zip(missing, _translate_clips(model, audio, [laid[k] for k in missing],
-                                                config, source_language, initial_prompt),
+                                                config, source_language, initial_prompt,
+                                                names),
                       strict=True):
         laid[k] = seg
     return laid
@@ -517,21 +518,26 @@ def translate(
 
 def _translate_clips(model: Any, audio: WavReader, segments: Sequence[Segment],
                      config: AsrConfig, source_language: str | None,
-                     initial_prompt: str | None) -> list[Segment]:
+                     initial_prompt: str | None, names: Sequence[str] = ()) -> list[Segment]:
     """Whisper's translate task on each segment's own clip (no context, no VAD); a segment
-    whose clip yields no English keeps its own text, so nothing said silently disappears."""
+    whose clip yields no English keeps its own text, so nothing said silently disappears.
+    A clip that gives only the prompt's names back is translated again without the prompt."""
     import ctranslate2
 
     out: list[Segment] = []
     for seg in segments:
-        ctranslate2.set_random_seed(SAMPLING_SEED)
         clip = audio.read(int(seg.start * SAMPLE_RATE), int(seg.end * SAMPLE_RATE))
-        pieces, _ = model.transcribe(clip, task="translate", language=source_language,
-                                     beam_size=config.beam_size, word_timestamps=False,
-                                     condition_on_previous_text=False,
-                                     initial_prompt=initial_prompt,
-                                     **(config.decoding() | {"vad_filter": False}))
-        pieces = [p for p in pieces if not _is_hallucination(p)]
+        for prompt in dict.fromkeys([initial_prompt, None]):
+            ctranslate2.set_random_seed(SAMPLING_SEED)
+            pieces, _ = model.transcribe(clip, task="translate", language=source_language,
+                                         beam_size=config.beam_size, word_timestamps=False,
+                                         condition_on_previous_text=False,
+                                         initial_prompt=prompt,
+                                         **(config.decoding() | {"vad_filter": False}))
+            pieces = [p for p in pieces if not _is_hallucination(p)
+                      and not (prompt and _echoes(p.text, names))]
+            if pieces:
+                break
         text = " ".join(p.text.strip() for p in pieces).strip()
         if not text:
             out.append(seg)

@@ -162,6 +162,8 @@ def test_hostile_text_from_the_transcript_or_a_reply_never_changes_the_cues(
         both = llm.dir / f"{llm.key}.en-fr.{fmt}"
         raw = both.read_text(encoding="utf-8")
         events = pysubs2.load(str(both), format_=fmt).events
-        assert raw.count("-->") == len(events) == len(pysubs2.load(
+        # A source line too long for one line is split over cues (nothing cut), so the
+        # bilingual file may have more cues than the French one, never fewer.
+        assert raw.count("-->") == len(events) >= len(pysubs2.load(
             str(llm.dir / f"{llm.key}.fr.{fmt}"), format_=fmt).events)
         assert "<" not in raw and "00:09:59" not in raw

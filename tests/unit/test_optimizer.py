@@ -101,7 +101,8 @@ def test_rules_below_the_minimum_say_so() -> None:
                        tolerance=0.01)
         hard = decide(audio(3.0), SPACE, default, model=model, min_examples=10_000,
                       tolerance=0.01)
-        assert clean.source == hard.source == "rules" and "rules" in clean.reason
+        assert clean.source == hard.source == "rules"
+        assert "no optimizer model" in clean.reason or "fewer than" in clean.reason
         assert clean.candidate == default
         assert hard.candidate.model == "base" and hard.candidate.beam_size == 5
     pinned = Candidate("tiny.en", 1)

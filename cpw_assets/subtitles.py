@@ -1,4 +1,5 @@
-"""``subtitles``: SRT and WebVTT that follow the style rules, and the run's outcome event."""
+"""``subtitles``: SRT and WebVTT that follow the style rules, a ``preview.html`` to watch them
+play (docs/quickstart.md), and the run's outcome event."""
 
 
 import time
@@ -11,16 +12,19 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     MaterializeResult,
+    MetadataValue,
     asset,
 )
 
 from cpw_assets.language.enhanced_translation import enhanced_translation
+from cpw_assets.speech.media import audio
 from cpw_assets.speech.transcript import transcript
 from cpw_assets.stage import Stage, stage
 from cpw_resources.orchestration.config import SubtitlesConfig
 from cpw_resources.orchestration.partitions import titles
 from cpw_resources.orchestration.resources import EventStoreResource, TitleRegistryResource
 from cpw_resources.records import read_segments
+from cpw_resources.subtitles.preview import cue_problems, wav_peaks, write_preview
 from cpw_resources.subtitles.rules import (
     SubtitleRules,
     bilingual_cues,
@@ -33,7 +37,7 @@ from cpw_resources.subtitles.rules import (
 @asset(
     partitions_def=titles,
     group_name="subtitles",
-    deps=[enhanced_translation, transcript],
+    deps=[enhanced_translation, transcript, audio],
     check_specs=[AssetCheckSpec(
         "follows_subtitle_rules", asset="subtitles",
         description="Every cue follows the style rules: at most 2 lines of 42 characters, "
@@ -62,11 +66,14 @@ def subtitles(context: AssetExecutionContext, config: SubtitlesConfig,
         "source_language": result["source_language"],
         "target_language": result["target_language"], "cues": result["cues"],
     }])
-    context.log.info(f"subtitles: {paths['srt']} and {paths['vtt']} ({result['cues']} cues)")
+    context.log.info(f"subtitles: {paths['srt']} and {paths['vtt']} ({result['cues']} cues); "
+                     f"preview: {result['preview']}")
     violations = {k.removeprefix("violations_"): v for k, v in result.items()
                   if k.startswith("violations_")}
+    metadata = st.metadata(result)
+    metadata["preview"] = MetadataValue.path(str(result["preview"]))
     return MaterializeResult(
-        metadata=st.metadata(result),
+        metadata=metadata,
         check_results=[
             AssetCheckResult(
                 check_name="follows_subtitle_rules",
@@ -89,12 +96,20 @@ def _write_subtitles(st: Stage, config: SubtitlesConfig, document: dict, rules: 
         write_subtitle_files(bilingual_cues(cues, st.files.transcript_segments(), rules),
                              st.output(both["srt"]), st.output(both["vtt"]))
     violations = check_cues(cues, rules)
+    preview = st.output(st.dir / "preview.html")
+    enhanced = {d["id"] for d in document.get("decisions", ()) if d.get("status") == "enhanced"}
+    wav = st.files.audio()
+    write_preview(preview, title=st.title.media.name, language=target,
+                  audio_name="audio.wav", vtt=paths["vtt"].read_text(encoding="utf-8"),
+                  cues=cues, problems=cue_problems(cues, rules), enhanced=enhanced,
+                  peaks=wav_peaks(wav), duration=wav.duration_s)
     chars = sum(c.chars for c in cues)
     shown = sum(c.duration for c in cues)
     return {
         "cues": len(cues),
         "srt": paths["srt"],
         "vtt": paths["vtt"],
+        "preview": preview,
         "source_language": source or "none",
         "target_language": target,
         "mean_cps": round(chars / shown, 2) if shown else 0.0,

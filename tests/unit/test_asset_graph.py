@@ -81,7 +81,7 @@ PER_TITLE = {
     "glossary": {"media", "context_memory"},
     "translation": {"transcript", "glossary", "audio"},
     "enhanced_translation": {"translation", "transcript", "glossary"},
-    "subtitles": {"enhanced_translation", "transcript"},
+    "subtitles": {"enhanced_translation", "transcript", "audio"},  # audio: the preview
 }
 
 

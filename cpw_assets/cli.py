@@ -14,7 +14,8 @@
     cpw store repair       quarantine them, rewrite schema files, recreate the views
 
 The flags of ``cpw run`` set the matching settings for that run (``--model`` is
-``CPW_WHISPER_MODEL``, ``--language`` ``CPW_LANGUAGE``, ``--target`` ``CPW_TARGET_LANGUAGE``,
+``CPW_WHISPER_MODEL``, ``--language`` ``CPW_LANGUAGE``, ``--target`` ``CPW_TARGET_LANGUAGES``
+(one language or several: ``en,de``),
 ``--bilingual`` ``CPW_BILINGUAL``, ``--enhance`` ``CPW_ENHANCE_PROVIDER``); ``--config`` is a
 Dagster run config (the launchpad's YAML, as ``dagster job execute --config`` takes). A bad
 setting or flag is one line on stderr and exit 2.
@@ -80,7 +81,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 #: ``cpw run`` flag → the setting it sets for the run.
 RUN_FLAGS = {"model": "CPW_WHISPER_MODEL", "language": "CPW_LANGUAGE",
-             "target": "CPW_TARGET_LANGUAGE", "enhance": "CPW_ENHANCE_PROVIDER"}
+             "target": "CPW_TARGET_LANGUAGES", "enhance": "CPW_ENHANCE_PROVIDER"}
 
 
 def _apply_flags(args: argparse.Namespace) -> None:
@@ -123,6 +124,7 @@ def _run_config(args: argparse.Namespace) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     _apply_flags(args)
     settings = Settings()  # a bad setting or flag stops here, in one line
+    _refuse_unreachable_languages(settings)
     run_config = _run_config(args)
     from cpw_assets.definitions import defs
 
@@ -148,6 +150,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                         print(f"cpw: {key}: {event.step_key} failed: {error.message.strip()}",
                               file=sys.stderr)
     return 1 if failed else 0
+
+
+def _refuse_unreachable_languages(settings: Settings) -> None:
+    """A target language no configured backend can produce stops the command before any run
+    (the title is not marked failed), naming the backends that could."""
+    from cpw_assets.language.translation import unavailable
+
+    if settings.translation_backend == "llm":
+        return
+    spoken = settings.language or "an unknown language"
+    for language in settings.languages:
+        if language != "en" and language != settings.language:
+            why = unavailable(spoken, language, settings.translation_backend)
+            if why:
+                raise ConfigError(f"cannot subtitle in {why}")
 
 
 def _config_problem(error: Exception) -> str:
@@ -288,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", help="Whisper model (CPW_WHISPER_MODEL): tiny.en, base, ...")
     p.add_argument("--language", help="spoken language (CPW_LANGUAGE): hi, fr, ...; "
                                       "default: the sidecar's, else detected")
-    p.add_argument("--target", help="subtitle language (CPW_TARGET_LANGUAGE); default en")
+    p.add_argument("--target", help="subtitle language(s), comma-separated "
+                                    "(CPW_TARGET_LANGUAGES): en, or en,de; default en")
     p.add_argument("--bilingual", action="store_true",
                    help="also write source-above-target subtitles (CPW_BILINGUAL)")
     p.add_argument("--enhance", metavar="PROVIDER:MODEL",

@@ -59,6 +59,7 @@ class Stage:
     wait_seconds: float = 0.0
     waiting_for: str | None = None  # what the stage is blocked on, for an interrupt's reason
     _cache_key: str | None = None
+    _cache_name: str | None = None
 
     @property
     def key(self) -> str:
@@ -82,40 +83,49 @@ class Stage:
     def cache(self) -> ArtifactCache:
         return ArtifactCache(self.dir)
 
-    def _input_identity(self) -> dict[str, Any]:
-        """Content of every declared input: the media's id, or the hashes of an asset's files."""
+    def _input_identity(self, language: str | None = None) -> dict[str, Any]:
+        """Content of every declared input: the media's id, or the hashes of an asset's files
+        (with ``language``, of its per-language files only that language's)."""
         identity: dict[str, Any] = {}
         for asset in sorted(self.inputs):
             if asset == "media":
                 identity[asset] = self.titles.registry.get(self.key).content_id
             else:
                 identity[asset] = {p.name: self.cache.file_hash(p) if p.is_file() else None
-                                   for p in self.files.outputs_of(asset)}
+                                   for p in self.files.outputs_of(asset, language)}
         return identity
 
-    def reuse(self, config: Config | None = None, **outside: Any) -> dict[str, Any] | None:
+    def reuse(self, config: Config | None = None, *, language: str | None = None,
+              **outside: Any) -> dict[str, Any] | None:
         """The stored result when the declared inputs, the run config and the ``outside``
-        inputs (sidecars, models, prices ...) are unchanged, else None."""
-        parts = {"inputs": self._input_identity(),
-                 "config": config.model_dump() if config is not None else None,
-                 "outside": outside}
-        self._cache_key = ArtifactCache.key(self.name, parts)
-        stored = self.cache.lookup(self.name, self._cache_key)
+        inputs (sidecars, models, prices ...) are unchanged, else None. With ``language``,
+        one target language's part of the stage, cached on its own: its inputs are that
+        language's files, and the run config's list of languages does not count, so adding
+        or switching a language never redoes another."""
+        dumped = config.model_dump(exclude={"target_language", "target_languages"}
+                                   if language else None) if config is not None else None
+        parts = {"inputs": self._input_identity(language), "config": dumped,
+                 "outside": outside, "language": language}
+        name = f"{self.name}.{language}" if language else self.name
+        self._cache_key = ArtifactCache.key(name, parts)
+        self._cache_name = name
+        stored = self.cache.lookup(name, self._cache_key)
         if stored is None:
             return None
         self.cache_hit = True
         self.timer.outputs.extend(self.dir / name for name in stored.pop("__outputs__", ()))
-        self.context.log.info(f"{self.name}: inputs and settings unchanged; reusing artifacts")
+        self.context.log.info(f"{name}: inputs and settings unchanged; reusing artifacts")
         return {k: Path(v["__path__"]) if isinstance(v, dict) and "__path__" in v else v
                 for k, v in stored.items()}
 
-    def save(self, result: dict[str, Any]) -> dict[str, Any]:
-        """Remember this stage's outputs and ``result`` under the key ``reuse`` computed."""
+    def save(self, result: dict[str, Any], outputs: list[Path] | None = None) -> dict[str, Any]:
+        """Remember this stage's outputs (or the given ones: a language's part) and
+        ``result`` under the key ``reuse`` computed."""
         assert self._cache_key is not None, "call reuse() before save()"
-        outputs = [p for p in self.timer.outputs if p.is_file()]
+        files = [p for p in (self.timer.outputs if outputs is None else outputs) if p.is_file()]
         stored = {k: {"__path__": str(v)} if isinstance(v, Path) else v for k, v in result.items()}
-        stored["__outputs__"] = [p.relative_to(self.dir).as_posix() for p in outputs]
-        self.cache.store(self.name, self._cache_key, outputs, stored)
+        stored["__outputs__"] = [p.relative_to(self.dir).as_posix() for p in files]
+        self.cache.store(self._cache_name or self.name, self._cache_key, files, stored)
         return result
 
     @contextmanager

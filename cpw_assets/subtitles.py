@@ -47,31 +47,49 @@ from cpw_resources.subtitles.rules import (
 )
 def subtitles(context: AssetExecutionContext, config: SubtitlesConfig,
               store: EventStoreResource, titles: TitleRegistryResource) -> MaterializeResult:
-    """Subtitle files in the target language (and bilingual on request)."""
+    """Subtitle files in each target language (and bilingual on request), each with a
+    ``preview.<lang>.html``; one cache entry per language."""
     rules = SubtitleRules()
     with stage(context, store, titles) as st:
-        document = st.files.enhanced()
-        st.target_language = document["target_language"]
-        paths = st.files.subtitles(st.target_language)
-        st.timer.outputs.extend(paths.values())
-        result = st.reuse(config, rules=asdict(rules))
-        if result is None:
-            result = st.save(_write_subtitles(st, config, document, rules, paths))
+        languages = st.files.languages("enhanced.json")
+        st.target_language = ",".join(languages)
+        results, hits = {}, []
+        for language in languages:
+            document = st.files.enhanced(language)
+            paths = st.files.subtitles(language)
+            result = st.reuse(config, language=language, rules=asdict(rules))
+            hits.append(result is not None)
+            if result is None:
+                made = _write_subtitles(st, config, document, rules, paths)
+                result = st.save(made, [*paths.values(), made["preview"],
+                                        *map(Path, made["bilingual"])])
+            st.timer.outputs.extend([*paths.values(), Path(result["preview"])])
+            results[language] = result
+        st.cache_hit = bool(hits) and all(hits)
         st.audio_seconds = st.files.transcript()["duration_s"]
     run_stats = context.instance.get_run_stats(context.run_id)
     wall = time.time() - run_stats.start_time if run_stats.start_time else None
+    first = next(iter(results.values()), None)
     st.record("runs", [{
         "status": "success", "media_path": st.title.media_path,
         "audio_seconds": st.audio_seconds, "wall_seconds": wall,
-        "source_language": result["source_language"],
-        "target_language": result["target_language"], "cues": result["cues"],
+        "source_language": first["source_language"] if first else None,
+        "target_language": ",".join(results) or None,
+        "cues": sum(r["cues"] for r in results.values()),
     }])
-    context.log.info(f"subtitles: {paths['srt']} and {paths['vtt']} ({result['cues']} cues); "
-                     f"preview: {result['preview']}")
+    for language, made in results.items():
+        context.log.info(f"subtitles ({language}): {made['srt']} and {made['vtt']} "
+                         f"({made['cues']} cues); preview: {made['preview']}")
+    result = {k: v for k, v in (first or {"cues": 0}).items() if k != "bilingual"}
+    result["languages"] = ",".join(results) or "none"
+    if len(results) > 1:
+        for key in [k for k in result if k.startswith("violations_") or k == "cues"]:
+            result[key] = sum(r.get(key, 0) for r in results.values())
     violations = {k.removeprefix("violations_"): v for k, v in result.items()
                   if k.startswith("violations_")}
     metadata = st.metadata(result)
-    metadata["preview"] = MetadataValue.path(str(result["preview"]))
+    if first is not None:
+        metadata["preview"] = MetadataValue.path(str(first["preview"]))
     return MaterializeResult(
         metadata=metadata,
         check_results=[
@@ -91,12 +109,14 @@ def _write_subtitles(st: Stage, config: SubtitlesConfig, document: dict, rules: 
     cues = build_cues(read_segments(document), rules)
     write_subtitle_files(cues, paths["srt"], paths["vtt"])
     source, target = document["source_language"], document["target_language"]
+    bilingual: list[Path] = []
     if config.bilingual and source != target:
         both = st.files.bilingual(source, target)
         write_subtitle_files(bilingual_cues(cues, st.files.transcript_segments(), rules),
                              st.output(both["srt"]), st.output(both["vtt"]))
+        bilingual = [str(both["srt"]), str(both["vtt"])]
     violations = check_cues(cues, rules)
-    preview = st.output(st.dir / "preview.html")
+    preview = st.output(st.dir / f"preview.{target}.html")
     enhanced = {d["id"] for d in document.get("decisions", ()) if d.get("status") == "enhanced"}
     wav = st.files.audio()
     write_preview(preview, title=st.title.media.name, language=target,
@@ -110,6 +130,7 @@ def _write_subtitles(st: Stage, config: SubtitlesConfig, document: dict, rules: 
         "srt": paths["srt"],
         "vtt": paths["vtt"],
         "preview": preview,
+        "bilingual": bilingual,
         "source_language": source or "none",
         "target_language": target,
         "mean_cps": round(chars / shown, 2) if shown else 0.0,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -113,6 +114,23 @@ class Settings(BaseSettings):
         "flag, then channels.",
     )
     target_language: str = Field("en", description="Language of the subtitles.")
+    target_languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Several subtitle languages per title, "
+        "comma-separated (en,de); each gets its own translation, enhancement and subtitle "
+        "files. Empty = target_language alone.",
+    )
+
+    @field_validator("target_languages", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def languages(self) -> list[str]:
+        """The subtitle languages: target_languages, else target_language."""
+        return list(dict.fromkeys(self.target_languages or [self.target_language]))
     bilingual: bool = Field(
         False, description="Also write a bilingual SRT (source line above target line)."
     )

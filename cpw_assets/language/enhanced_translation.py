@@ -80,27 +80,45 @@ NOT_ENHANCED = ("failed", "budget", "rejected", "over_char_budget")
 def enhanced_translation(context: AssetExecutionContext, config: EnhancementConfig,
                          store: EventStoreResource, titles: TitleRegistryResource,
                          llm: LlmResource, reliability: ReliabilityResource) -> MaterializeResult:
-    """The translation post-edited by an LLM where it helps, within the budget."""
+    """The translation post-edited by an LLM where it helps, within the budget; one
+    ``enhanced.<lang>.json`` and one cache entry per target language."""
     with stage(context, store, titles) as st:
-        inputs = _Inputs.load(st)
-        st.target_language = inputs.document["target_language"]
+        languages = st.files.languages()
+        st.target_language = ",".join(languages)
         specs = _specs(config)
-        reference = Sidecars(st.title.media).reference(st.target_language)
-        result = st.reuse(
-            config, prompt=ENHANCEMENT_PROMPT.version, cultural=sha256_file(CULTURAL_TERMS),
-            prices=sha256_file(llm.pricing.source) if specs else None,
-            daily_budget_usd=llm.daily_budget_usd if specs else None,
-            reference=sha256_file(reference) if reference else None,
-            rules=asdict(DEFAULT_RULES),
-        )
-        if result is None:
-            output = st.output(st.files.path("enhanced.json"))
-            result, enhanced = _enhance(st, config, inputs, specs, llm, reliability, output)
-            result |= _quality(st, inputs, enhanced, reference)
-            if not result["not_enhanced"]:  # a short-changed title tries again next run
-                st.save(result)
-    return MaterializeResult(metadata=st.metadata(_public(result)),
-                             check_results=_checks(result))
+        results, hits = {}, []
+        for language in languages:
+            inputs = _Inputs.load(st, language)
+            reference = Sidecars(st.title.media).reference(language)
+            result = st.reuse(
+                config, language=language, prompt=ENHANCEMENT_PROMPT.version,
+                cultural=sha256_file(CULTURAL_TERMS),
+                prices=sha256_file(llm.pricing.source) if specs else None,
+                daily_budget_usd=llm.daily_budget_usd if specs else None,
+                reference=sha256_file(reference) if reference else None,
+                rules=asdict(DEFAULT_RULES),
+            )
+            hits.append(result is not None)
+            if result is None:
+                output = st.output(st.files.path(f"enhanced.{language}.json"))
+                result, enhanced = _enhance(st, config, inputs, specs, llm, reliability,
+                                            output)
+                result |= _quality(st, inputs, enhanced, reference)
+                if not result["not_enhanced"]:  # a short-changed title tries again next run
+                    st.save(result, [output])
+            results[language] = result
+        st.cache_hit = bool(hits) and all(hits)
+        write_json(st.output(st.files.path("enhanced.json")), {"languages": list(results)})
+    if not results:
+        return MaterializeResult(metadata=st.metadata({"languages": "none"}),
+                                 check_results=_checks(None))
+    first = next(iter(results.values()))
+    metadata = st.metadata({**_public(first), "languages": ",".join(results)})
+    if len(results) > 1:
+        metadata["by_language"] = MetadataValue.json(
+            {lang: {k: v for k, v in _public(r).items() if isinstance(v, int | float | str)}
+             for lang, r in results.items()})
+    return MaterializeResult(metadata=metadata, check_results=_checks(*results.values()))
 
 
 def _specs(config: EnhancementConfig) -> list[ProviderSpec]:
@@ -137,8 +155,8 @@ class _Inputs:
     duration: float | None  # of the recording, seconds
 
     @classmethod
-    def load(cls, st: Stage) -> "_Inputs":
-        document, transcript = st.files.translation(), st.files.transcript()
+    def load(cls, st: Stage, language: str) -> "_Inputs":
+        document, transcript = st.files.translation(language), st.files.transcript()
         duration = transcript.get("duration_s")
         return cls(document, read_segments(document), read_segments(transcript),
                    st.files.glossary(), float(duration) if duration is not None else None)
@@ -299,18 +317,26 @@ def _public(result: dict) -> dict:
     return flat
 
 
-def _checks(result: dict) -> list[AssetCheckResult]:
-    base, enh = result["baseline_scores"], result["enhanced_scores"]
-    worse = {m: (base[m], enh[m]) for m in ("bleu", "chrf", "glossary_adherence",
-                                            "rule_compliance")
-             if base.get(m) is not None and enh.get(m) is not None and enh[m] < base[m] - 1e-9}
+def _checks(*results: dict | None) -> list[AssetCheckResult]:
+    """The checks over every language's result (none: nothing to enhance)."""
+    done = [r for r in results if r is not None]
+    worse: dict[str, tuple] = {}
+    for result in done:
+        base, enh = result["baseline_scores"], result["enhanced_scores"]
+        worse |= {m: (base[m], enh[m]) for m in ("bleu", "chrf", "glossary_adherence",
+                                                 "rule_compliance")
+                  if base.get(m) is not None and enh.get(m) is not None
+                  and enh[m] < base[m] - 1e-9}
+    not_enhanced = sum(r["not_enhanced"] for r in done)
+    broken = [name for r in done for name in r["broken_names"]]
+    status = "; ".join(r["status"] for r in done) or "no translation to enhance"
     return [
         AssetCheckResult(
-            check_name="enhancement_complete", passed=result["not_enhanced"] == 0,
+            check_name="enhancement_complete", passed=not_enhanced == 0,
             severity=AssetCheckSeverity.WARN,
             description="every selected segment enhanced (none kept for budget, failures, "
                         "bad or over-long replies)",
-            metadata={"status": result["status"], "not_enhanced": result["not_enhanced"]},
+            metadata={"status": status, "not_enhanced": not_enhanced},
         ),
         AssetCheckResult(
             check_name="not_worse_than_baseline", passed=not worse,
@@ -319,10 +345,10 @@ def _checks(result: dict) -> list[AssetCheckResult]:
             metadata={m: f"{b} → {e}" for m, (b, e) in worse.items()} or {"worse": "none"},
         ),
         AssetCheckResult(
-            check_name="names_intact", passed=not result["broken_names"],
+            check_name="names_intact", passed=not broken,
             severity=AssetCheckSeverity.ERROR,
             description="glossary names spelled right and none the translation had dropped",
-            metadata={"broken_names": len(result["broken_names"]),
-                      "examples": MetadataValue.json(result["broken_names"][:5])},
+            metadata={"broken_names": len(broken),
+                      "examples": MetadataValue.json(broken[:5])},
         ),
     ]

@@ -14,6 +14,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     MaterializeResult,
+    MetadataValue,
     asset,
 )
 
@@ -58,9 +59,13 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
                 store: EventStoreResource, titles: TitleRegistryResource,
                 whisper: WhisperResource, llm: LlmResource,
                 reliability: ReliabilityResource) -> MaterializeResult:
-    """The transcript in the target language, segment by segment."""
+    """The transcript in each target language, segment by segment: one
+    ``translation.<lang>.json`` and one cache entry per language, so adding or switching a
+    language never redoes or overwrites another. A language no configured backend can
+    produce is left out with a warning (the check says so), not a failed title."""
     with stage(context, store, titles) as st:
-        st.target_language = config.target_language
+        languages = config.languages()
+        st.target_language = ",".join(languages)
         document = st.files.transcript()
         spoken = document["config"]  # Whisper's translate pass decodes like the transcript
         # ... with the config the optimizer (or a pin) chose for it, on a multilingual model.
@@ -70,45 +75,78 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
                                  vad_threshold=spoken.get("vad_threshold", 0.5),
                                  temperature_fallback=spoken.get("temperature_fallback", True))
         prompt = llm_translate.TRANSLATION_PROMPT.version if config.backend == "llm" else None
-        result = st.reuse(config, asr=asdict(asr) | {"cpu_threads": None}, llm_prompt=prompt,
-                          whisper_translation=TRANSLATION)
-        if result is None:
-            result = _translate(st, config, document, asr, whisper, llm, reliability)
-            if not result.get("degraded_segments"):  # a degraded result is retried next run
-                st.save(result)
-    degraded = result.get("degraded_segments", 0)
+        results, hits = {}, []
+        for language in languages:
+            refused = unavailable(document.get("language"), language, config.backend)
+            if refused:
+                st.record("degradations", [{"service": "translation", "kind":
+                                            "language_unavailable", "message": refused,
+                                            "fallback": f"no {language} subtitles"}])
+                context.log.warning(f"translation: {refused}")
+                results[language] = {"refused": refused}
+                continue
+            result = st.reuse(config, language=language, asr=asdict(asr) | {"cpu_threads": None},
+                              llm_prompt=prompt, whisper_translation=TRANSLATION)
+            hits.append(result is not None)
+            if result is None:
+                output = st.output(st.files.path(f"translation.{language}.json"))
+                result = _translate(st, config, document, asr, whisper, llm, reliability,
+                                    language, output)
+                if not result.get("degraded_segments"):  # a degraded one is retried next run
+                    st.save(result, [output])
+            results[language] = result
+        st.cache_hit = bool(hits) and all(hits)
+        made = [lang for lang, r in results.items() if "refused" not in r]
+        write_json(st.output(st.files.path("translation.json")),
+                   {"source_language": document.get("language"), "languages": made})
+    refused = {k: v["refused"] for k, v in results.items() if "refused" in v}
+    degraded = sum(r.get("degraded_segments", 0) for r in results.values())
+    first = next((r for r in results.values() if "refused" not in r), {})
     chosen = Candidate(asr.model, asr.beam_size, asr.vad_threshold, asr.temperature_fallback)
+    summary = {lang: ({"refused": r["refused"]} if "refused" in r else
+                      {k: r.get(k) for k in ("backend", "segments", "passthrough_reason",
+                                             "degraded_segments") if r.get(k) is not None})
+               for lang, r in results.items()}
     return MaterializeResult(
-        metadata=st.metadata({**result, "whisper_config": chosen.key,
+        metadata=st.metadata({**first, "languages": ",".join(languages),
+                              "whisper_config": chosen.key,
                               "whisper_config_source": "CPW_TRANSLATION_MODEL"
-                              if config.whisper_model else "the transcript's"}),
+                              if config.whisper_model else "the transcript's"})
+        | {"by_language": MetadataValue.json(summary)},
         check_results=[AssetCheckResult(
-            check_name="translation_complete", passed=degraded == 0,
+            check_name="translation_complete", passed=degraded == 0 and not refused,
             severity=AssetCheckSeverity.WARN,
-            description="every segment translated (none kept in the original language)",
-            metadata={"degraded_segments": degraded},
+            description="every segment translated (none kept in the original language) into "
+                        "every language asked for",
+            metadata={"degraded_segments": degraded,
+                      "languages_refused": MetadataValue.json(refused)},
         )],
     )
 
 
+def unavailable(source: str | None, target: str, backend: str) -> str | None:
+    """Why no configured backend can translate into ``target``, naming the ones that could;
+    None when it can be done."""
+    if backend == "llm" or target == "en" or source == target or source is None:
+        return None
+    return (f"{target!r}: Whisper's translate task only produces English; an LLM can translate "
+            f"into {target!r}: set CPW_TRANSLATION_BACKEND=llm and CPW_TRANSLATION_LLM="
+            f"PROVIDER:MODEL (openai:…, anthropic:…, or compatible:… for a local server)")
+
+
 def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrConfig,
-               whisper: WhisperResource, llm: LlmResource,
-               reliability: ReliabilityResource) -> dict:
-    output = st.output(st.files.path("translation.json"))
+               whisper: WhisperResource, llm: LlmResource, reliability: ReliabilityResource,
+               target: str, output: Path) -> dict:
     segments = st.files.transcript_segments()
-    source, target = document["language"], config.target_language
+    source = document["language"]
     if not segments:
         return _write(st, output, source, target, "passthrough", "no speech", segments)
     if source == target:
         return _write(st, output, source, target, "passthrough",
                       f"source already in target language {target!r}", segments)
     if config.backend == "llm":
-        return _llm_translate(st, config, output, source, segments, llm, reliability)
-    if target != "en":
-        raise ConfigError(
-            f"Whisper's translate task only produces English, but the target language is "
-            f"{target!r}; set CPW_TARGET_LANGUAGE=en or CPW_TRANSLATION_BACKEND=llm."
-        )
+        return _llm_translate(st, config, output, source, segments, llm, reliability,
+                              target)
     terms = st.files.glossary()
     with st.asr_slot(whisper):
         model = whisper.load(asr)
@@ -131,8 +169,8 @@ def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrCon
 
 
 def _llm_translate(st: Stage, config: TranslationConfig, output: Path, source: str,
-                   segments: list, llm: LlmResource, reliability: ReliabilityResource) -> dict:
-    target = config.target_language
+                   segments: list, llm: LlmResource, reliability: ReliabilityResource,
+                   target: str) -> dict:
     calls = reliability.for_call(run_id=st.context.run_id, title=st.key, asset=st.name,
                                  secrets=llm.secrets)
     spec = ProviderSpec.parse(config.llm, "CPW_TRANSLATION_LLM")

@@ -62,6 +62,11 @@ class TranslationConfig(Config):
     """Into which language, and with what."""
 
     target_language: str = setting("target_language")
+    #: Several languages at once ([en, de]); empty = target_language alone.
+    target_languages: list[str] = setting("target_languages")
+
+    def languages(self) -> list[str]:
+        return list(dict.fromkeys(self.target_languages or [self.target_language]))
     backend: Literal["whisper", "llm"] = setting("translation_backend")
     whisper_model: str | None = setting("translation_model")
     llm: str = setting("translation_llm")

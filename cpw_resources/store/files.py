@@ -9,6 +9,7 @@ its declared inputs is a :class:`LineageError`, so the lineage the UI shows is t
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,29 @@ PRODUCED_BY: dict[str, str] = {
     "fingerprint.json": "audio",
     "transcript.json": "transcript",
     "glossary.json": "glossary",
+    # The run's target languages (``{"languages": [...]}``): which per-language files the
+    # assets after ``translation`` work on. Not part of one language's inputs.
     "translation.json": "translation",
-    "enhanced.json": "enhanced_translation",
+    "enhanced.json": "enhanced_translation",  # the same, for the assets after it
 }
+INDEXES = {"translation.json", "enhanced.json"}
+#: Per target language (``translation.de.json``): file name pattern → the asset writing it.
+PER_LANGUAGE: dict[str, str] = {
+    "translation.{lang}.json": "translation",
+    "enhanced.{lang}.json": "enhanced_translation",
+}
+_LANGUAGE_FILE = re.compile(r"^(translation|enhanced)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)"
+                            r"\.json$")
+
+
+def producer(name: str) -> str:
+    """The asset that writes artifact ``name``."""
+    if name in PRODUCED_BY:
+        return PRODUCED_BY[name]
+    found = _LANGUAGE_FILE.match(name)
+    if found is None:
+        raise KeyError(f"{name!r} is no title artifact")
+    return PER_LANGUAGE[f"{found.group(1)}.{{lang}}.json"]
 
 
 class LineageError(RuntimeError):
@@ -49,16 +70,31 @@ class TitleFiles:
 
     def input(self, name: str) -> Path:
         """The path of an input artifact; its producer must be a declared input."""
-        producer = PRODUCED_BY[name]
-        if self.readable is not None and producer not in self.readable:
-            raise LineageError(f"{name} is written by {producer!r}, which this asset does not "
+        made_by = producer(name)
+        if self.readable is not None and made_by not in self.readable:
+            raise LineageError(f"{name} is written by {made_by!r}, which this asset does not "
                                f"declare as an input (declared: {sorted(self.readable)})")
         path = self.dir / name
         self.read.append(path)
         return path
 
-    def outputs_of(self, asset: str) -> list[Path]:
-        return [self.dir / name for name, producer in PRODUCED_BY.items() if producer == asset]
+    def outputs_of(self, asset: str, language: str | None = None) -> list[Path]:
+        """``asset``'s artifacts: its fixed files and its per-language ones (all languages
+        present, or only ``language``'s)."""
+        fixed = [self.dir / name for name, made_by in PRODUCED_BY.items()
+                 if made_by == asset and not (language and name in INDEXES)]
+        patterns = [p for p, made_by in PER_LANGUAGE.items() if made_by == asset]
+        if language is not None:
+            return fixed + [self.dir / p.format(lang=language) for p in patterns]
+        found = sorted(p for pattern in patterns
+                       for p in self.dir.glob(pattern.format(lang="*"))
+                       if _LANGUAGE_FILE.match(p.name))
+        return fixed + found
+
+    def languages(self, index: str = "translation.json") -> list[str]:
+        """The target languages of the last run of ``translation`` (or, with ``index``
+        ``enhanced.json``, of ``enhanced_translation``)."""
+        return list(self._json(index).get("languages", ()))
 
     # -- typed loaders
     def _json(self, name: str) -> dict[str, Any]:
@@ -81,13 +117,13 @@ class TitleFiles:
     def glossary(self) -> dict[str, Any]:
         return self._json("glossary.json")
 
-    def translation(self) -> dict[str, Any]:
-        """``translation.json``: source and target language, backend and ``segments``."""
-        return self._json("translation.json")
+    def translation(self, language: str) -> dict[str, Any]:
+        """``translation.<language>.json``: source and target language, backend, segments."""
+        return self._json(f"translation.{language}.json")
 
-    def enhanced(self) -> dict[str, Any]:
-        """``enhanced.json``: the translation document with enhanced ``segments``."""
-        return self._json("enhanced.json")
+    def enhanced(self, language: str) -> dict[str, Any]:
+        """``enhanced.<language>.json``: the translation with enhanced ``segments``."""
+        return self._json(f"enhanced.{language}.json")
 
     # -- subtitles (written last, read by no asset)
     def subtitles(self, target: str) -> dict[str, Path]:

@@ -64,7 +64,7 @@ def test_silence_gives_an_empty_subtitle_file(run_title, media_dir):
     assert run.success
     assert len(pysubs2.load(str(run.srt()), format_="srt")) == 0
     assert run.vtt().read_text().strip() == "WEBVTT"
-    translation = json.loads((run.dir / "translation.json").read_text())
+    translation = json.loads((run.dir / "translation.en.json").read_text())
     assert translation["passthrough_reason"] == "no speech"
 
 

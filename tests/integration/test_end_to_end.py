@@ -36,8 +36,8 @@ def test_jfk_end_to_end(run_title, media_dir, store, home):
     assert run.vtt().read_text().startswith("WEBVTT")
 
     # No LLM configured: the enhanced translation is the translation, and says why.
-    enhanced = json.loads((run.dir / "enhanced.json").read_text())
-    translation = json.loads((run.dir / "translation.json").read_text())
+    enhanced = json.loads((run.dir / "enhanced.en.json").read_text())
+    translation = json.loads((run.dir / "translation.en.json").read_text())
     assert enhanced["segments"] == translation["segments"]
     assert enhanced["enhancement"].startswith("not enhanced: no provider")
     assert {d["status"] for d in enhanced["decisions"]} == {"kept"}
@@ -70,7 +70,7 @@ def test_jfk_end_to_end(run_title, media_dir, store, home):
 
 def test_passthrough_reason_recorded(run_title, media_dir, home):
     run = run_title(copy_to(JFK, media_dir))
-    translation = json.loads((run.dir / "translation.json").read_text())
+    translation = json.loads((run.dir / "translation.en.json").read_text())
     transcript = json.loads((run.dir / "transcript.json").read_text())
     assert translation["passthrough_reason"].startswith("source already in target language")
     assert [s["id"] for s in translation["segments"]] == [s["id"] for s in transcript["segments"]]
@@ -82,7 +82,7 @@ def test_french_sample_is_translated_to_english(run_title, media_dir):
     run = run_title(copy_to(SAMPLE, media_dir), whisper_model="base", bilingual=True)
     assert run.success
     transcript = json.loads((run.dir / "transcript.json").read_text())
-    translation = json.loads((run.dir / "translation.json").read_text())
+    translation = json.loads((run.dir / "translation.en.json").read_text())
     assert transcript["language"] == "fr"
     assert translation["backend"] == "whisper-translate:base"
     assert len(translation["segments"]) == len(transcript["segments"]) > 0

@@ -51,8 +51,8 @@ def test_enhancement_is_costed_cached_and_scored(run_title, media_dir, store, ll
     media = _title(media_dir)
     run = run_title(media, whisper_model="base")
     assert run.success
-    translation = json.loads((run.dir / "translation.json").read_text())
-    enhanced = json.loads((run.dir / "enhanced.json").read_text())
+    translation = json.loads((run.dir / "translation.en.json").read_text())
+    enhanced = json.loads((run.dir / "enhanced.en.json").read_text())
     n = len(translation["segments"])
     assert [(s["id"], s["start"], s["end"]) for s in enhanced["segments"]] == [
         (s["id"], s["start"], s["end"]) for s in translation["segments"]]
@@ -97,7 +97,7 @@ def test_enhancement_is_costed_cached_and_scored(run_title, media_dir, store, ll
     hits = store.read("api_calls").filter(store.read("api_calls")["outcome"] == "cache_hit")
     assert hits["segments"].to_list() == [n] and hits["cost_usd"].to_list() == [0.0]
     assert _meta(again)["cache_hits"].value == n and _meta(again)["cost_usd"].value == 0
-    assert json.loads((again.dir / "enhanced.json").read_text())["segments"] == enhanced[
+    assert json.loads((again.dir / "enhanced.en.json").read_text())["segments"] == enhanced[
         "segments"]
 
 
@@ -122,8 +122,8 @@ def test_provider_down_keeps_the_mt_text_flagged(run_title, media_dir, store, ll
     llm.program(status(503))
     run = run_title(_title(media_dir), whisper_model="base")
     assert run.success
-    translation = json.loads((run.dir / "translation.json").read_text())
-    enhanced = json.loads((run.dir / "enhanced.json").read_text())
+    translation = json.loads((run.dir / "translation.en.json").read_text())
+    enhanced = json.loads((run.dir / "enhanced.en.json").read_text())
     assert enhanced["segments"] == translation["segments"]
     assert {d["status"] for d in enhanced["decisions"]} == {"failed"}
     assert not run.check("enhancement_complete").passed
@@ -160,7 +160,7 @@ def test_a_suggested_name_the_llm_wrote_is_remembered_as_confirmed_by_enhancemen
     assert run.success
     given = json.loads((run.dir / "glossary.json").read_text())["terms"]
     assert [(t["term"], t["suggested"]) for t in given] == [("Asterisk", True)]
-    enhanced = json.loads((run.dir / "enhanced.json").read_text())
+    enhanced = json.loads((run.dir / "enhanced.en.json").read_text())
     assert any("Asterisk" in s["text"] for s in enhanced["segments"])
     rows = store.read("context_terms").filter(pl.col("title") == run.key)
     assert rows.select("term", "source", "status").rows() == [

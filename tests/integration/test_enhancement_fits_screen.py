@@ -40,8 +40,8 @@ def test_a_lengthening_post_editor_keeps_subtitles_compliant(run_title, media_di
     media = copy_to(SAMPLE, media_dir, "Voicemail (2009).mka")
     run = run_title(media, whisper_model="base")
     assert run.success
-    mt = read_segments(json.loads((run.dir / "translation.json").read_text()))
-    enhanced = json.loads((run.dir / "enhanced.json").read_text())
+    mt = read_segments(json.loads((run.dir / "translation.en.json").read_text()))
+    enhanced = json.loads((run.dir / "enhanced.en.json").read_text())
     decisions = {d["id"]: d for d in enhanced["decisions"]}
     texts = {s["id"]: s["text"] for s in enhanced["segments"]}
 

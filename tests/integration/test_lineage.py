@@ -58,5 +58,5 @@ def test_reading_an_undeclared_input_is_a_lineage_error(tmp_path):
     files = TitleFiles(tmp_path, "t").scoped({"transcript"})
     (tmp_path / "transcript.json").write_text('{"segments": []}')
     assert files.transcript() == {"segments": []}
-    with pytest.raises(LineageError, match="translation.json is written by 'translation'"):
-        files.translation()
+    with pytest.raises(LineageError, match="translation.en.json is written by 'translation'"):
+        files.translation("en")

@@ -48,7 +48,7 @@ def test_llm_backend_translates_in_batches(run_title, media_dir, store, openai_s
     run = run_title(copy_to(SAMPLE, media_dir), whisper_model="base")
     assert run.success
     transcript = json.loads((run.dir / "transcript.json").read_text())
-    translation = json.loads((run.dir / "translation.json").read_text())
+    translation = json.loads((run.dir / "translation.en.json").read_text())
     assert translation["backend"] == "llm:openai:gpt-4o-mini"
     assert [s["id"] for s in translation["segments"]] == [s["id"] for s in transcript["segments"]]
     assert all(s["text"] == f"EN[{t['text']}]" for s, t in
@@ -67,7 +67,7 @@ def test_provider_down_keeps_the_original_text_and_the_title_finishes(
     run = run_title(copy_to(SAMPLE, media_dir), whisper_model="base")
     assert run.success
     transcript = json.loads((run.dir / "transcript.json").read_text())
-    translation = json.loads((run.dir / "translation.json").read_text())
+    translation = json.loads((run.dir / "translation.en.json").read_text())
     assert [s["text"] for s in translation["segments"]] == [
         s["text"] for s in transcript["segments"]]
     assert translation["untranslated_segment_ids"] == [s["id"] for s in transcript["segments"]]
@@ -136,7 +136,7 @@ def test_hostile_text_from_the_transcript_or_a_reply_never_changes_the_cues(
     # Transcript passthrough (English to English): the transcript's text, cleaned, only.
     passthrough = run_title(media, only=later, translation_backend="whisper")
     assert passthrough.success
-    document = json.loads((passthrough.dir / "enhanced.json").read_text(encoding="utf-8"))
+    document = json.loads((passthrough.dir / "enhanced.en.json").read_text(encoding="utf-8"))
     assert [s["text"] for s in document["segments"]] == HOSTILE
     _assert_files_hold_the_built_cues(passthrough, passthrough.srt("en"),
                                       passthrough.vtt("en"), document)
@@ -145,7 +145,7 @@ def test_hostile_text_from_the_transcript_or_a_reply_never_changes_the_cues(
     # The LLM backend into French, bilingual: replies echo the timing line; four are not text.
     llm = run_title(media, only=later, target_language="fr", bilingual=True)
     assert llm.success
-    translation = json.loads((llm.dir / "translation.json").read_text(encoding="utf-8"))
+    translation = json.loads((llm.dir / "translation.fr.json").read_text(encoding="utf-8"))
     texts = [s["text"] for s in translation["segments"]]
     assert TIMING_LINE in texts[0] and texts[0].startswith("FR ")
     assert [texts[i] for i in NOT_TEXT] == [HOSTILE[i] for i in NOT_TEXT]
@@ -153,7 +153,7 @@ def test_hostile_text_from_the_transcript_or_a_reply_never_changes_the_cues(
     complete = llm.check("translation_complete")
     assert not complete.passed and complete.severity == AssetCheckSeverity.WARN
     assert store.read("degradations")["kind"].to_list() == ["translation_failed"]
-    document = json.loads((llm.dir / "enhanced.json").read_text(encoding="utf-8"))
+    document = json.loads((llm.dir / "enhanced.fr.json").read_text(encoding="utf-8"))
     _assert_files_hold_the_built_cues(llm, llm.srt("fr"), llm.vtt("fr"), document)
     written = llm.srt("fr").read_text(encoding="utf-8") + llm.vtt("fr").read_text(
         encoding="utf-8")
@@ -167,3 +167,71 @@ def test_hostile_text_from_the_transcript_or_a_reply_never_changes_the_cues(
         assert raw.count("-->") == len(events) >= len(pysubs2.load(
             str(llm.dir / f"{llm.key}.fr.{fmt}"), format_=fmt).events)
         assert "<" not in raw and "00:09:59" not in raw
+
+
+def test_several_target_languages_each_with_its_own_files_and_cache(
+        run_title, media_dir, store, openai_server):
+    """English speech into [en, fr]: English passes through, French comes from the LLM; adding
+    French later redoes nothing of English, and switching to French alone keeps English's
+    files as they were."""
+    def reply(path: str):
+        body = json.loads(openai_server.requests[-1]["body"])
+        return ok(_chat_reply(body))
+
+    openai_server.chooser = reply
+    media = copy_to(JFK, media_dir)
+    first = run_title(media, target_languages=["en"])
+    assert first.success and not (first.dir / "translation.fr.json").exists()
+    english = {name: (first.dir / name).stat().st_mtime_ns
+               for name in ("translation.en.json", "enhanced.en.json", "jfk.en.srt",
+                            "jfk.en.vtt", "preview.en.html")}
+
+    both = run_title(media, target_languages=["en", "fr"])
+    assert both.success
+    assert {name: (both.dir / name).stat().st_mtime_ns for name in english} == english
+    french = json.loads((both.dir / "translation.fr.json").read_text())
+    assert french["target_language"] == "fr" and french["backend"] == "llm:openai:gpt-4o-mini"
+    assert (both.dir / "jfk.fr.srt").is_file() and (both.dir / "preview.fr.html").is_file()
+    assert json.loads((both.dir / "translation.json").read_text())["languages"] == ["en", "fr"]
+    asked = len(openai_server.requests)
+    assert asked >= 1
+
+    only_french = run_title(media, target_languages=["fr"])
+    assert only_french.success
+    assert len(openai_server.requests) == asked  # French's cache entry held
+    assert {name: (only_french.dir / name).stat().st_mtime_ns for name in english} == english
+    metrics = store.read("stage_metrics").sort("ts")
+    last = metrics.filter(metrics["run_id"] == metrics["run_id"][-1])
+    redone = {a for a, hit in last.select("asset", "cache_hit").iter_rows() if not hit}
+    assert not redone & {"transcript", "translation", "enhanced_translation", "subtitles"}
+
+
+def test_a_language_no_backend_can_make_is_refused_without_failing_the_title(
+        run_title, media_dir, store, tmp_path):
+    """The Whisper backend makes English only: German is left out with a warning naming
+    what could make it, the title's English subtitles are written, and `cpw run --target de`
+    refuses before any run starts."""
+    import os
+    import subprocess
+    import sys
+
+    media = copy_to(SAMPLE, media_dir)
+    run = run_title(media, whisper_model="base", target_languages=["en", "de"])
+    assert run.success
+    assert (run.dir / "voicemail_fr.en.srt").is_file()
+    assert not (run.dir / "voicemail_fr.de.srt").exists()
+    check = run.check("translation_complete")
+    assert not check.passed and check.severity == AssetCheckSeverity.WARN
+    refused = store.read("degradations")
+    assert refused["kind"].to_list() == ["language_unavailable"]
+    assert "CPW_TRANSLATION_BACKEND=llm" in refused["message"][0]
+
+    home = tmp_path / "cli"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CPW_")}
+    env |= {"CPW_HOME": str(home), "CPW_WHISPER_MODEL": "tiny.en"}
+    done = subprocess.run([str(Path(sys.executable).parent / "cpw"), "run", str(JFK),
+                           "--target", "de"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "CPW_TRANSLATION_BACKEND=llm" in done.stderr
+    assert not (home / "titles").exists() or not any((home / "titles").glob("*/title.json"))

@@ -34,7 +34,7 @@ def _selftest(page) -> dict:
 def test_the_preview_plays_its_cues_in_order(run_title, media_dir):
     run = run_title(copy_to(JFK, media_dir))
     assert run.success
-    page = run.dir / "preview.html"
+    page = run.dir / "preview.en.html"
     assert page.is_file()
     meta = [e.materialization.metadata for e in run.result.get_asset_materialization_events()
             if e.asset_key.path == ["subtitles"]][0]

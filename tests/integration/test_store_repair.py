@@ -133,7 +133,7 @@ def test_a_title_runs_through_a_corrupt_store(run_title, media_dir, home, store,
 
     run = run_title(copy_to(SAMPLE, media_dir), whisper_model="base")
     assert run.success
-    enhanced = json.loads((run.dir / "enhanced.json").read_text())
+    enhanced = json.loads((run.dir / "enhanced.en.json").read_text())
     assert enhanced["enhancement"] == "enhanced" and llm.requests
     for path in broken.values():
         assert (home / "quarantine" / path.relative_to(home)).exists()

@@ -24,7 +24,7 @@ demo: setup
 	@key=$$($(VENV)/bin/cpw register $(SAMPLE)) && \
 	echo "title $$key: dagster job execute ..." && \
 	$(VENV)/bin/dagster job execute -m cpw_assets.definitions -j subtitle_job \
-		--tags "{\"dagster/partition\": \"$$key\"}" && \
+		-c cpw_assets/quiet.yaml --tags "{\"dagster/partition\": \"$$key\"}" && \
 	echo "subtitles:" && $(VENV)/bin/cpw outputs $$key
 
 test: setup

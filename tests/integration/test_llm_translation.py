@@ -215,11 +215,11 @@ def test_a_language_no_backend_can_make_is_refused_without_failing_the_title(
     import subprocess
     import sys
 
-    media = copy_to(SAMPLE, media_dir)
-    run = run_title(media, whisper_model="base", target_languages=["en", "de"])
+    media = copy_to(JFK, media_dir)
+    run = run_title(media, target_languages=["en", "de"])
     assert run.success
-    assert (run.dir / "voicemail_fr.en.srt").is_file()
-    assert not (run.dir / "voicemail_fr.de.srt").exists()
+    assert (run.dir / "jfk.en.srt").is_file()
+    assert not (run.dir / "jfk.de.srt").exists()
     check = run.check("translation_complete")
     assert not check.passed and check.severity == AssetCheckSeverity.WARN
     refused = store.read("degradations")

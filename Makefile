@@ -29,7 +29,7 @@ demo: setup
 
 test: setup
 	@echo "make test: the whole suite (~560 tests: real Whisper models, a real Dagster instance," \
-	     "servers on 127.0.0.1); about 13-16 minutes on 2 cores, one dot per test"
+	     "servers on 127.0.0.1); about 15-18 minutes on 2 cores, one dot per test"
 	$(VENV)/bin/python -m pytest -q
 
 lint: setup

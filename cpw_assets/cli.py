@@ -155,16 +155,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _refuse_unreachable_languages(settings: Settings) -> None:
     """A target language no configured backend can produce stops the command before any run
     (the title is not marked failed), naming the backends that could."""
-    from cpw_assets.language.translation import unavailable
+    from cpw_resources.language.targets import unreachable
 
-    if settings.translation_backend == "llm":
-        return
-    spoken = settings.language or "an unknown language"
-    for language in settings.languages:
-        if language != "en" and language != settings.language:
-            why = unavailable(spoken, language, settings.translation_backend)
-            if why:
-                raise ConfigError(f"cannot subtitle in {why}")
+    why = unreachable(settings.languages, settings.language, settings.translation_backend)
+    if why:
+        raise ConfigError(why)
 
 
 def _config_problem(error: Exception) -> str:

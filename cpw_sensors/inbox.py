@@ -464,6 +464,14 @@ def record_events(store: EventStore, tick: Tick) -> None:
 )
 def inbox_sensor(context: SensorEvaluationContext, inbox: InboxResource,
                  titles: TitleRegistryResource, store: EventStoreResource) -> SensorResult:
+    from cpw_resources.language.targets import unreachable
+    from cpw_resources.settings import Settings
+
+    settings = Settings()
+    refused = unreachable(settings.languages, settings.language, settings.translation_backend)
+    if refused:  # before any run: the files wait in the inbox until the setting is fixed
+        return SensorResult(skip_reason=f"not queuing inbox titles: {refused}",
+                            cursor=context.cursor)
     folder = inbox.dir
     if not folder.is_dir():
         if inbox.folder is not None:

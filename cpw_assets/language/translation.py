@@ -25,6 +25,7 @@ from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
 from cpw_resources.errors import ConfigError
 from cpw_resources.language.glossary import prompt_names
+from cpw_resources.language.targets import unavailable
 from cpw_resources.llm import translate as llm_translate
 from cpw_resources.llm.engine import ReplyCache
 from cpw_resources.llm.providers import ProviderSpec
@@ -122,16 +123,6 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
                       "languages_refused": MetadataValue.json(refused)},
         )],
     )
-
-
-def unavailable(source: str | None, target: str, backend: str) -> str | None:
-    """Why no configured backend can translate into ``target``, naming the ones that could;
-    None when it can be done."""
-    if backend == "llm" or target == "en" or source == target or source is None:
-        return None
-    return (f"{target!r}: Whisper's translate task only produces English; an LLM can translate "
-            f"into {target!r}: set CPW_TRANSLATION_BACKEND=llm and CPW_TRANSLATION_LLM="
-            f"PROVIDER:MODEL (openai:…, anthropic:…, or compatible:… for a local server)")
 
 
 def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrConfig,

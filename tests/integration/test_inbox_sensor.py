@@ -326,3 +326,17 @@ def test_names_too_long_for_their_sidecars_are_rejected_with_a_note_and_an_event
     assert all(len(os.fsencode(p.name)) <= 255 for p in rejected.iterdir())
     assert not [p for p in rejected.iterdir() if p.name.endswith(".tmp")]
     assert len(inbox.events("rejected")) == 4 and inbox.pending == {}
+
+
+def test_a_language_no_backend_can_make_queues_nothing(inbox: Inbox, monkeypatch) -> None:
+    """German with only Whisper's translate task configured: the sensor refuses before any
+    run, saying which backend could; the file waits in the inbox until the setting is fixed."""
+    (inbox.folder / "film.wav").write_bytes(wav_bytes(1))
+    monkeypatch.setenv("CPW_TARGET_LANGUAGES", "en,de")
+    result = inbox.settle()
+    assert not inbox.runs
+    assert "CPW_TRANSLATION_BACKEND=llm" in result.skip_reason.skip_message
+    assert (inbox.folder / "film.wav").exists()
+    monkeypatch.delenv("CPW_TARGET_LANGUAGES")
+    inbox.settle()
+    assert len(inbox.runs) == 1

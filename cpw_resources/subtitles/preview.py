@@ -17,10 +17,9 @@ headless Chromium.
 from __future__ import annotations
 
 import html
-import itertools
 import json
-import math
 from collections.abc import Collection, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,56 +27,36 @@ import numpy as np
 from cpw_resources.atomic import write_with
 from cpw_resources.records import Cue
 from cpw_resources.speech.media import WavReader
-from cpw_resources.subtitles.rules import _TOLERANCE, SubtitleRules
+from cpw_resources.subtitles.rules import SubtitleRules, cue_violations
 
 #: Points of the waveform drawn (peaks of as many equal slices of the audio).
 WAVEFORM_POINTS = 1200
 
 
+#: How each rule a cue breaks is named on the page.
+_SAID = {
+    "line_too_long": "a line over {max_line_chars} characters",
+    "too_many_lines": "more than {max_lines} lines",
+    "cps_above_target": "over {target_cps:.0f} characters per second",
+    "cps_above_max": "over {max_cps:.0f} characters per second",
+    "too_short": "under {min_duration:.2f} s on screen",
+    "too_long": "over {max_duration:.0f} s on screen",
+    "overlap": "overlaps the cue before",
+    "gap_too_small": "too close to the cue before",
+}
+
+
 def cue_problems(cues: Sequence[Cue], rules: SubtitleRules) -> list[list[str]]:
-    """The style rules each cue breaks (as :func:`rules.check_cues` counts them), a gap or
-    overlap with the cue before it included."""
-    found: list[list[str]] = []
-    for cue in cues:
-        duration = cue.duration
-        cps = cue.chars / duration if duration > 0 else (math.inf if cue.chars else 0.0)
-        broken = []
-        if any(len(line) > rules.max_line_chars for line in cue.lines):
-            broken.append(f"line over {rules.max_line_chars} characters")
-        if len(cue.lines) > rules.max_lines:
-            broken.append(f"more than {rules.max_lines} lines")
-        if cps > rules.max_cps + _TOLERANCE:
-            broken.append(f"{cps:.0f} characters per second (max {rules.max_cps:.0f})")
-        elif cps > rules.target_cps + _TOLERANCE:
-            broken.append(f"{cps:.0f} characters per second (target {rules.target_cps:.0f})")
-        if duration < rules.min_duration - _TOLERANCE:
-            broken.append(f"{duration:.2f} s on screen (min {rules.min_duration:.2f})")
-        if duration > rules.max_duration + _TOLERANCE:
-            broken.append(f"{duration:.1f} s on screen (max {rules.max_duration:.0f})")
-        found.append(broken)
-    for k, (previous, current) in enumerate(itertools.pairwise(cues), 1):
-        gap = current.start - previous.end
-        if gap < 0:
-            found[k].append("overlaps the cue before")
-        elif gap < rules.min_gap - _TOLERANCE:
-            found[k].append("too close to the cue before")
-    return found
-
-
-def waveform_peaks(samples: np.ndarray, points: int = WAVEFORM_POINTS) -> list[float]:
-    """Peak level (0–1) of ``points`` equal slices of ``samples`` (float, −1..1)."""
-    if samples.size == 0:
-        return []
-    points = min(points, samples.size)
-    edges = np.linspace(0, samples.size, points + 1).astype(int)
-    peaks = np.maximum.reduceat(np.abs(samples), edges[:-1])
-    top = float(peaks.max()) or 1.0
-    return [round(float(p) / top, 3) for p in peaks]
+    """The style rules each cue breaks (:func:`rules.cue_violations`), said for a person."""
+    values = asdict(rules)
+    return [[_SAID[kind].format(**values) for kind in broken
+             if not (kind == "cps_above_target" and "cps_above_max" in broken)]
+            for broken in cue_violations(cues, rules)]
 
 
 def wav_peaks(wav: WavReader, points: int = WAVEFORM_POINTS) -> list[float]:
-    """:func:`waveform_peaks` of a title's audio, read slice by slice (a film never fits in
-    memory)."""
+    """Peak level (0–1) of ``points`` equal slices of a title's audio, read slice by slice (a
+    film never fits in memory)."""
     if wav.frames == 0:
         return []
     points = min(points, wav.frames)

@@ -709,20 +709,34 @@ def check_cues(cues: Sequence[Cue], rules: SubtitleRules) -> dict[str, int]:
     """
     counts = dict.fromkeys(VIOLATIONS, 0)
     ordered = sorted(cues, key=lambda cue: (cue.start, cue.end))
-    for cue in ordered:
+    for broken in cue_violations(ordered, rules):
+        for kind in broken:
+            counts[kind] += 1
+    return counts
+
+
+def cue_violations(cues: Sequence[Cue], rules: SubtitleRules) -> list[list[str]]:
+    """The violations (keys of :data:`VIOLATIONS`) of each of ``cues``, in their order; a
+    gap or overlap is the later cue's of the pair."""
+    found: list[list[str]] = []
+    for cue in cues:
         duration = cue.duration
         cps = cue.chars / duration if duration > 0 else (math.inf if cue.chars else 0.0)
-        counts["line_too_long"] += any(len(line) > rules.max_line_chars for line in cue.lines)
-        counts["too_many_lines"] += len(cue.lines) > rules.max_lines
-        counts["cps_above_target"] += cps > rules.target_cps + _TOLERANCE
-        counts["cps_above_max"] += cps > rules.max_cps + _TOLERANCE
-        counts["too_short"] += duration < rules.min_duration - _TOLERANCE
-        counts["too_long"] += duration > rules.max_duration + _TOLERANCE
-    for previous, current in itertools.pairwise(ordered):
+        found.append([kind for kind, broken in (
+            ("line_too_long", any(len(line) > rules.max_line_chars for line in cue.lines)),
+            ("too_many_lines", len(cue.lines) > rules.max_lines),
+            ("cps_above_target", cps > rules.target_cps + _TOLERANCE),
+            ("cps_above_max", cps > rules.max_cps + _TOLERANCE),
+            ("too_short", duration < rules.min_duration - _TOLERANCE),
+            ("too_long", duration > rules.max_duration + _TOLERANCE),
+        ) if broken])
+    for k, (previous, current) in enumerate(itertools.pairwise(cues), 1):
         gap = current.start - previous.end
-        counts["overlap"] += gap < 0
-        counts["gap_too_small"] += 0 <= gap < rules.min_gap - _TOLERANCE
-    return counts
+        if gap < 0:
+            found[k].append("overlap")
+        elif gap < rules.min_gap - _TOLERANCE:
+            found[k].append("gap_too_small")
+    return found
 
 
 #: Violations of one cue that make it non-compliant (pairs: ``overlap``, ``gap_too_small``).

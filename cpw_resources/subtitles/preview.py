@@ -9,8 +9,8 @@ style comes from the network.
 
 Opened as ``preview.html#selftest`` it checks itself and writes the outcome into
 ``<pre id="selftest">``: that the track's cues loaded in order with the right texts, that the
-audio plays (muted), and the cues the player shows, in order, going through the audio a
-quarter of a second at a time; what ``tests/integration/test_preview.py`` reads through
+audio plays (muted), and the cues the player shows, in order, seeking to each cue in turn;
+what ``tests/integration/test_preview.py`` reads through
 headless Chromium.
 """
 
@@ -228,14 +228,23 @@ async function selftest() {{
     }});
     audio.pause();
     out.plays = audio.currentTime > 0;
-    // ... and, going through it a quarter of a second at a time, the player shows the cues
-    // in their order.
+    // ... and, seeking to the middle of each cue in turn, the player shows the cues in their
+    // order. Chromium updates activeCues a moment after "seeked", so each step waits (up to a
+    // second) until the player shows what is on screen at that time.
     out.played = [];
-    for (let t = 0; t < data.duration; t += 0.25) {{
+    const onScreen = t => cues.filter(c => c.startTime <= t && t < c.endTime);
+    for (const cue of data.cues) {{
+      const t = (cue.start + cue.end) / 2;
       audio.currentTime = t;
       await new Promise(done => {{
         audio.addEventListener("seeked", done, {{once: true}}); setTimeout(done, 1000);
       }});
+      const want = onScreen(audio.currentTime).map(c => c.text).join("\\n");
+      for (let waited = 0; waited < 1000; waited += 20) {{
+        const shown = Array.from(track.track.activeCues || []).map(c => c.text).join("\\n");
+        if (shown === want) break;
+        await new Promise(done => setTimeout(done, 20));
+      }}
       for (const c of Array.from(track.track.activeCues || [])) {{
         if (!out.played.includes(c.text)) out.played.push(c.text);
       }}

@@ -18,7 +18,10 @@ def unreachable(languages: list[str], spoken: str | None, backend: str) -> str |
         if language != "en" and language != spoken:
             why = unavailable(spoken or "an unknown language", language, backend)
             if why:
-                return f"cannot subtitle in {why}"
+                said = "" if spoken else (
+                    f"; or, if the film is spoken in {language!r}, say so: "
+                    f"CPW_LANGUAGE={language}")
+                return f"cannot subtitle in {why}{said}"
     return None
 
 

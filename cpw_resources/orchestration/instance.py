@@ -1,10 +1,11 @@
 """The Dagster instance CP-WhisperX runs on: ``dagster.yaml``, pool limits, dead-run recovery.
 
 ``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster``. The ``dagster.yaml`` written there queues
-runs (at most ``max_concurrent_runs`` at once) and gives every pool one slot by default (the
-DuckDB writers of the ``duckdb`` pool). A file whose first line is not our header was edited by
-a person and is left alone. (Whisper's slots are not a Dagster pool but machine-wide ``flock``
-slots, see :mod:`cpw_resources.speech.slots`.)
+runs (at most ``max_concurrent_runs`` at once; a run whose subtitle languages cannot be made is
+refused before it queues, :mod:`cpw_resources.orchestration.coordinator`) and gives every pool
+one slot by default (the DuckDB writers of the ``duckdb`` pool). A file whose first line is
+not our header was edited by a person and is left alone. (Whisper's slots are not a Dagster
+pool but machine-wide ``flock`` slots, see :mod:`cpw_resources.speech.slots`.)
 
 A run whose process was killed (SIGKILL, power loss) stays STARTED in Dagster and keeps any
 pool slot it held. :func:`recover_dead_runs` finds such runs on this machine by the pid their
@@ -43,8 +44,8 @@ def dagster_yaml(settings: Settings) -> str:
 telemetry:
   enabled: false
 run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
+  module: cpw_resources.orchestration.coordinator
+  class: CpwRunCoordinator
 concurrency:
   runs:
     max_concurrent_runs: {settings.max_concurrent_runs}

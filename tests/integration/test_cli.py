@@ -178,9 +178,34 @@ def test_progress_draws_one_bar_per_stage_on_a_terminal() -> None:
     assert piped.getvalue() == "cpw: film: transcript: 50% (5.0 of 10.0 s of audio)\n"
 
 
+_LAUNCH = """mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) {
+  __typename ... on LaunchRunSuccess { run { runId status } } ... on PythonError { message } } }"""
+_RUNS = "{ runsOrError { ... on Runs { results { runId status } } } }"
+_FAILED = """{ assetOrError(assetKey: {path: ["subtitles"]}) { ... on Asset { definition {
+  assetPartitionStatuses { ... on DefaultPartitionStatuses { failedPartitions } } } } } }"""
+
+
+def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    """The UI's own API. A launch that fails answers HTTP 500 with its error as JSON."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", json.dumps({"query": query,
+                                                         "variables": variables or {}}).encode(),
+        {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            return json.loads(reply.read())["data"]
+    except urllib.error.HTTPError as error:
+        return json.loads(error.read())["data"]
+
+
 def test_dg_launch_and_dg_dev(tmp_path, media_dir):
     """Dagster's newer CLI: `dg launch` runs a registered title like `dagster job execute`;
-    `dg dev` serves the UI for workspace.yaml on 127.0.0.1."""
+    `dg dev` serves the UI for workspace.yaml on 127.0.0.1, whose launches (the same GraphQL
+    call as the launchpad's button) refuse a language no backend can make before any run
+    exists, and queue one that can."""
     import signal
     import socket
     import time
@@ -200,7 +225,8 @@ def test_dg_launch_and_dg_dev(tmp_path, media_dir):
         port = probe.getsockname()[1]
     server = subprocess.Popen(
         [str(BIN / "dg"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+        env={**env, "CPW_TARGET_LANGUAGES": "en,de"}, cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
@@ -213,6 +239,24 @@ def test_dg_launch_and_dg_dev(tmp_path, media_dir):
             except OSError:
                 time.sleep(2)
         assert info is not None and "dagster_webserver_version" in info
+
+        params = {"selector": {"repositoryLocationName": "cpw_assets.definitions",
+                               "repositoryName": "__repository__", "pipelineName": "subtitle_job"},
+                  "executionMetadata": {"tags": [{"key": "dagster/partition", "value": key}]},
+                  "runConfigData": {}}
+        before = _graphql(port, _RUNS)["runsOrError"]["results"]
+        refused = _graphql(port, _LAUNCH, {"p": params})["launchPipelineExecution"]
+        assert refused["__typename"] == "PythonError", refused
+        assert f"{key}: cannot subtitle in 'de'" in refused["message"]
+        assert "CPW_TRANSLATION_BACKEND=llm" in refused["message"]
+        assert _graphql(port, _RUNS)["runsOrError"]["results"] == before   # no run was made
+        statuses = _graphql(port, _FAILED)["assetOrError"]["definition"]["assetPartitionStatuses"]
+        assert key not in statuses["failedPartitions"]
+        # The run's own config wins over the settings: English alone is queued.
+        params["runConfigData"] = {"ops": {"translation": {"config": {"target_languages": ["en"]}}}}
+        queued = _graphql(port, _LAUNCH, {"p": params})["launchPipelineExecution"]
+        assert queued["__typename"] == "LaunchRunSuccess", queued
+        assert queued["run"]["status"] in ("QUEUED", "STARTING", "STARTED")
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:

@@ -30,7 +30,7 @@ import html
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -437,21 +437,25 @@ class _Timeline:
             return 1.0 + (duration - need) / (want - need)
         return 2.0 + (duration - want)
 
-    def _extend_forward(self, k: int) -> float:
-        if self.duration(k) >= self.want[k]:
+    def _extend_forward(self, k: int, extra: float = 0.0) -> float:
+        """Into the silence after cue k, up to its want (plus ``extra``, within max)."""
+        wanted = min(self.want[k] + extra, self.max_dur)
+        if self.duration(k) >= wanted:
             return 0.0
         limit = self.start[k + 1] - self.gap if k + 1 < len(self.start) else math.inf
-        new_end = min(self.start[k] + self.want[k], limit)
+        new_end = min(self.start[k] + wanted, limit)
         if new_end <= self.end[k]:
             return 0.0
         moved, self.end[k] = new_end - self.end[k], new_end
         return moved
 
-    def _extend_backward(self, k: int) -> float:
-        if self.duration(k) >= self.want[k]:
+    def _extend_backward(self, k: int, extra: float = 0.0) -> float:
+        """Into the silence before cue k, up to its want (plus ``extra``, within max)."""
+        wanted = min(self.want[k] + extra, self.max_dur)
+        if self.duration(k) >= wanted:
             return 0.0
         limit = self.earliest[k] if k == 0 else max(self.earliest[k], self.end[k - 1] + self.gap)
-        new_start = max(self.end[k] - self.want[k], limit)
+        new_start = max(self.end[k] - wanted, limit)
         if new_start >= self.start[k]:
             return 0.0
         moved, self.start[k] = self.start[k] - new_start, new_start
@@ -516,7 +520,30 @@ class _Timeline:
         self.start[k + 1] += shift
         return abs(shift)
 
+    def _touching_runs(self) -> Iterator[tuple[int, int]]:
+        """(first, last) of each maximal run of cues separated by no more than the gap."""
+        first = 0
+        for k in range(1, len(self.start) + 1):
+            if k == len(self.start) or self.start[k] - self.end[k - 1] > self.gap + _TOLERANCE:
+                yield first, k - 1
+                first = k
+
     def solve(self) -> None:
+        self._sweeps()
+        # Time still short inside a run of touching cues (speech end to end) is taken from the
+        # silence at the run's ends: they may reach past their own want by the run's shortfall,
+        # and the balancing passes that time along the run to the cues that need it.
+        again = False
+        for first, last in list(self._touching_runs()):
+            short = sum(max(0.0, self.want[k] - self.duration(k)) for k in range(first, last + 1))
+            if first < last and short > _TOLERANCE:
+                again |= self._extend_forward(last, short) + self._extend_backward(first, short) > 0
+        if again:
+            self._sweeps()
+        for k in range(len(self.start)):
+            self._extend_forward(k)
+
+    def _sweeps(self) -> None:
         n = len(self.start)
         for sweep in range(_MAX_SWEEPS):
             moved = sum(self._extend_forward(k) for k in range(n))
@@ -526,8 +553,6 @@ class _Timeline:
             moved += sum(self._balance(k) for k in pairs)
             if moved < _TOLERANCE:
                 break
-        for k in range(n):
-            self._extend_forward(k)
 
 
 # --------------------------------------------------------------------------- merging

@@ -30,6 +30,7 @@ from dagster import AssetExecutionContext, Config, Failure, MetadataValue
 
 from cpw_resources.atomic import remove_dead_temps
 from cpw_resources.errors import CpwError, MediaError, StorageError
+from cpw_resources.orchestration.config import settings_at_load
 from cpw_resources.orchestration.instance import recover_dead_runs
 from cpw_resources.orchestration.resources import (
     EventStoreResource,
@@ -51,7 +52,8 @@ class Stage:
     name: str
     title: Title
     inputs: frozenset[str]  # names of the assets this one declares as inputs
-    timer: StageTimer = field(default_factory=StageTimer)
+    timer: StageTimer = field(default_factory=lambda: StageTimer(
+        sample=settings_at_load().stage_monitor))
     audio_seconds: float | None = None
     target_language: str | None = None
     metrics: dict[str, float | int] = field(default_factory=dict)

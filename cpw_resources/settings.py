@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     inbox_max_new_per_tick: int = Field(
         200, ge=1, description="Most new files one inbox sensor evaluation registers."
     )
+    stage_monitor: bool = Field(
+        True, description="Sample each stage's CPU %, RSS and GPU in a background thread "
+        "twice a second (stage_metrics); off: wall, CPU, exact peak RSS and I/O only."
+    )
     max_concurrent_runs: int = Field(
         2, ge=1, description="Runs the queued run coordinator starts at once (make ui)."
     )

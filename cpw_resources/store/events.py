@@ -71,6 +71,12 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "error_class": pl.String(),
         "cache_hit": pl.Boolean(),
         "wait_seconds": pl.Float64(),
+        "cpu_percent_mean": pl.Float64(),
+        "cpu_percent_max": pl.Float64(),
+        "read_bytes": pl.Int64(),
+        "write_bytes": pl.Int64(),
+        "gpu_util_mean": pl.Float64(),
+        "gpu_memory_peak_mb": pl.Float64(),
     },
     "training_examples": {
         "duration_s": pl.Float64(),

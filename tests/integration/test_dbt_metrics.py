@@ -29,7 +29,19 @@ MODELS = {  # model → the event tables it reads
     "title_stage_summary": {"stage_metrics"},
     "title_costs": {"api_calls"},
     "quality_by_condition": {"evaluations"},
+    "stage_share": {"stage_metrics"},
+    "stage_percentiles": set(),  # reads stage_share
+    "daily_costs": {"api_calls"},
+    "reliability": {"runs", "api_calls", "degradations"},
+    "quality_over_time": {"evaluations"},
+    "optimizer_accuracy": {"optimizer_decisions"},
 }
+MODEL_PARENTS = {"stage_percentiles": {AssetKey("stage_share")}}
+DBT_TESTS = 16  # data_tests in sources.yml, each an asset check
+
+
+def _parents(model: str) -> set:
+    return {AssetKey(["events", t]) for t in MODELS[model]} | MODEL_PARENTS.get(model, set())
 
 
 def _resources(home: Path) -> dict:
@@ -72,7 +84,7 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
     assert materialized == {AssetKey(m) for m in MODELS}
     checks = [e.event_specific_data for e in result.all_events
               if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert len(checks) == 8 and all(c.passed for c in checks)  # the dbt tests, as checks
+    assert len(checks) == DBT_TESTS and all(c.passed for c in checks)  # dbt tests, as checks
 
     with duckdb.connect(str(home / "cpw.duckdb"), read_only=True) as con:
         rows = con.execute(
@@ -93,6 +105,40 @@ def test_metrics_models_build_over_events(tmp_path: Path, instance) -> None:
         assert quality == [("plain", 2, 0.18, 0.0, 0.1), ("project", 2, 0.15, -0.03, 0.13)]
         # The pipeline's own views sit beside dbt's models in the same file.
         assert con.execute("select count(*) from runs").fetchone() == (3,)
+
+
+def test_bottleneck_and_reliability_models_over_real_runs(run_title, media_dir, home,
+                                                           instance) -> None:
+    """A real title run twice (the second from the cache): each stage's share of its run,
+    the bottleneck flagged, percentiles without the cache hits, a day of reliability."""
+    from tests.conftest import JFK, copy_to
+
+    media = copy_to(JFK, media_dir)
+    assert run_title(media).success and run_title(media).success
+    result = materialize(metrics_assets, instance=instance, resources=_resources(home))
+    assert result.success
+
+    with duckdb.connect(str(home / "cpw.duckdb"), read_only=True) as con:
+        runs = con.execute("select run_id, sum(share), count(*), bool_or(cache_hit) "
+                           "from stage_share group by run_id order by min(finished_at)"
+                           ).fetchall()
+        assert len(runs) == 2 and all(abs(total - 1) < 1e-9 and n == 7 for _, total, n, _ in runs)
+        assert [hit for *_, hit in runs] == [False, True]
+        first = runs[0][0]
+        shares = dict(con.execute("select asset, share from stage_share where run_id = ?",
+                                  [first]).fetchall())
+        assert max(shares, key=shares.get) == "transcript"
+        flagged = {a for a, b in con.execute("select asset, bottleneck from stage_share "
+                                              "where run_id = ?", [first]).fetchall() if b}
+        assert flagged == {a for a, v in shares.items() if v > 0.2} and "transcript" in flagged
+        transcript = con.execute(
+            "select duration, runs, p50_seconds, p95_seconds, p50_seconds_per_audio_second "
+            "from stage_percentiles where asset = 'transcript' order by duration").fetchall()
+        assert [row[:2] for row in transcript] == [("all", 1), ("under 1 min", 1)]
+        assert all(0 < p50 <= p95 and per_audio > 0 for _, _, p50, p95, per_audio in transcript)
+        day = con.execute("select runs, successful_runs, success_rate, degradations, calls "
+                          "from reliability").fetchall()
+        assert day == [(2, 2, 1.0, 0, 0)]
 
 
 def test_metrics_models_retry_while_an_analyst_holds_the_file(tmp_path: Path, instance) -> None:
@@ -128,12 +174,12 @@ def test_each_model_is_an_asset_with_its_event_tables_as_parents(tmp_path: Path)
     defs = Definitions(assets=metrics_assets, jobs=[metrics_job], schedules=[metrics_schedule],
                        resources=_resources(tmp_path / "cpw"))
     graph = defs.resolve_asset_graph()
-    for model, tables in MODELS.items():
+    for model in MODELS:
         node = graph.get(AssetKey(model))
         assert node.is_materializable
         assert node.group_name == "metrics"
         assert node.kinds == {"dbt", "duckdb"}
-        assert node.parent_keys == {AssetKey(["events", t]) for t in tables}
+        assert node.parent_keys == _parents(model)
     # Every event table is a node (external, not materialized by Dagster) in group events.
     for table in TABLES:
         node = graph.get(AssetKey(["events", table]))

@@ -238,6 +238,7 @@ def stage(context: AssetExecutionContext, store: EventStoreResource,
         raise
     finally:
         measured = st.timer.stop()
+        measured["compute_cost_usd"] = _compute_cost(measured)
         st.metrics.update(
             seconds=measured["wall_seconds"],
             cpu_seconds=measured["cpu_seconds"],
@@ -254,6 +255,18 @@ def stage(context: AssetExecutionContext, store: EventStoreResource,
             f"{name} {status} in {measured['wall_seconds']:.2f} s "
             f"(cpu {measured['cpu_seconds']:.2f} s, peak RSS {measured['peak_rss_mb']:.0f} MB)"
         )
+
+
+def _compute_cost(measured: dict[str, Any]) -> float | None:
+    """The stage's CPU and GPU time at the pricing file's ``[compute]`` prices."""
+    from cpw_resources.llm.pricing import Pricing
+
+    try:
+        pricing_file = settings_at_load().pricing_file
+        prices = Pricing.cached(Path(pricing_file) if pricing_file else None).compute
+    except CpwError:  # an unreadable pricing file fails the stages that call an LLM, not this
+        return None
+    return round(prices.cost(measured["cpu_seconds"], measured.get("gpu_seconds") or 0.0), 8)
 
 
 #: Runs whose first stage in this process already recovered what killed runs left.

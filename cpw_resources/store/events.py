@@ -77,6 +77,8 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "write_bytes": pl.Int64(),
         "gpu_util_mean": pl.Float64(),
         "gpu_memory_peak_mb": pl.Float64(),
+        "gpu_seconds": pl.Float64(),
+        "compute_cost_usd": pl.Float64(),
     },
     "training_examples": {
         "duration_s": pl.Float64(),

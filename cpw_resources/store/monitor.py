@@ -16,7 +16,9 @@
   sizes of the stage's declared input and output files;
 - **GPU**: on a machine with an NVIDIA GPU and ``nvidia-ml-py`` (``pynvml``) installed, the
   sampling thread also reads NVML's utilisation and memory in use of the GPUs this process
-  can see; mean utilisation and peak memory are recorded (None elsewhere).
+  can see; mean utilisation and peak memory are recorded (None elsewhere), and the stage's
+  wall time as ``gpu_seconds`` when this process held memory on one of them (its GPU time,
+  priced by ``gpu_hour`` of the pricing file's ``[compute]``).
 
 The thread wakes twice a second and does a few system calls; ``benchmarks/bench_monitor.py``
 measures its cost on a whole title (monitor on against off, ``CPW_STAGE_MONITOR``).
@@ -109,16 +111,20 @@ class _Gpu:
         except Exception:  # no library, no driver, no device: no GPU readings
             self.handles = []
 
-    def read(self) -> tuple[float, float] | None:
-        """(mean utilisation %, memory in use MiB) over the GPUs, or None."""
+    def read(self) -> tuple[float, float, bool] | None:
+        """(mean utilisation %, memory in use MiB, whether this process holds memory on one
+        of them) over the GPUs, or None."""
         if not self.handles:
             return None
+        pid = os.getpid()
         try:
             util = [self.nvml.nvmlDeviceGetUtilizationRates(h).gpu for h in self.handles]
             used = [self.nvml.nvmlDeviceGetMemoryInfo(h).used for h in self.handles]
+            ours = any(p.pid == pid for h in self.handles
+                       for p in self.nvml.nvmlDeviceGetComputeRunningProcesses(h))
         except Exception:
             return None
-        return sum(util) / len(util), sum(used) / (1 << 20)
+        return sum(util) / len(util), sum(used) / (1 << 20), ours
 
 
 def total_bytes(paths: Iterable[Path]) -> int:
@@ -136,6 +142,7 @@ class _Sampler(threading.Thread):
         self.rss_peak_mb = 0.0
         self.gpu_util: list[float] = []
         self.gpu_memory_peak_mb: float | None = None
+        self.on_gpu = False  # this process held GPU memory in some sample
         self.gpu = _Gpu()
         self._sample_rss()
 
@@ -156,6 +163,7 @@ class _Sampler(threading.Thread):
             if reading is not None:
                 self.gpu_util.append(reading[0])
                 self.gpu_memory_peak_mb = max(self.gpu_memory_peak_mb or 0.0, reading[1])
+                self.on_gpu |= reading[2]
 
     def stop(self) -> None:
         self.stopping.set()
@@ -212,4 +220,8 @@ class StageTimer:
             "gpu_memory_peak_mb": (round(sampler.gpu_memory_peak_mb, 1)
                                    if sampler is not None and sampler.gpu_memory_peak_mb
                                    else None),
+            # The stage held a GPU for its wall time when the process was on one (priced as
+            # GPU time); None where no GPU could be read.
+            "gpu_seconds": (None if sampler is None or not sampler.gpu.handles
+                            else round(wall, 3) if sampler.on_gpu else 0.0),
         }

@@ -1,4 +1,5 @@
--- Outside calls and their dollars per day, service and model (cache hits counted apart).
+-- Dollars per day, service and model: outside calls (API prices), and the stages' own CPU
+-- and GPU time as service 'compute' (the pricing file's [compute] prices).
 select
     cast(date_trunc('day', ts) as date) as day,
     service,
@@ -10,4 +11,17 @@ select
     round(coalesce(sum(cost_usd), 0), 6) as cost_usd,
     count(distinct title) as titles
 from {{ source('events', 'api_calls') }}
+group by all
+union all
+select
+    cast(date_trunc('day', ts) as date) as day,
+    'compute' as service,
+    '' as model,
+    count(*) as requests,
+    0 as failed_calls,
+    0 as input_tokens,
+    0 as output_tokens,
+    round(coalesce(sum(compute_cost_usd), 0), 6) as cost_usd,
+    count(distinct title) as titles
+from {{ source('events', 'stage_metrics') }}
 group by all

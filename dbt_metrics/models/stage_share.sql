@@ -8,6 +8,7 @@ with stages as (
         asset,
         sum(wall_seconds) as wall_seconds,
         sum(cpu_seconds) as cpu_seconds,
+        sum(compute_cost_usd) as compute_cost_usd,
         max(peak_rss_mb) as peak_rss_mb,
         max(audio_seconds) as audio_seconds,
         bool_or(cache_hit) as cache_hit,

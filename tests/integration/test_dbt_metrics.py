@@ -31,13 +31,14 @@ MODELS = {  # model → the event tables it reads
     "quality_by_condition": {"evaluations"},
     "stage_share": {"stage_metrics"},
     "stage_percentiles": set(),  # reads stage_share
-    "daily_costs": {"api_calls"},
+    "daily_costs": {"api_calls", "stage_metrics"},
     "reliability": {"runs", "api_calls", "degradations"},
     "quality_over_time": {"evaluations"},
     "optimizer_accuracy": {"optimizer_decisions"},
+    "title_total_costs": {"stage_metrics", "api_calls"},
 }
 MODEL_PARENTS = {"stage_percentiles": {AssetKey("stage_share")}}
-DBT_TESTS = 16  # data_tests in sources.yml, each an asset check
+DBT_TESTS = 18  # data_tests in sources.yml, each an asset check
 
 
 def _parents(model: str) -> set:
@@ -139,6 +140,17 @@ def test_bottleneck_and_reliability_models_over_real_runs(run_title, media_dir, 
         day = con.execute("select runs, successful_runs, success_rate, degradations, calls "
                           "from reliability").fetchall()
         assert day == [(2, 2, 1.0, 0, 0)]
+        # Compute priced at the shipped [compute] prices: CPU seconds × cpu_hour / 3600.
+        cpu, compute, api, total = con.execute(
+            "select cpu_seconds, compute_cost_usd, api_cost_usd, total_cost_usd "
+            "from title_total_costs").fetchall()[0]
+        assert cpu > 0 and api == 0 and total == compute
+        assert compute == pytest.approx(cpu * 0.04 / 3600, abs=1e-5)
+        per_stage = con.execute("select sum(compute_cost_usd) from stage_share").fetchall()
+        assert per_stage[0][0] == pytest.approx(compute, abs=1e-5)
+        compute_day = con.execute("select cost_usd from daily_costs where service = 'compute'"
+                                  ).fetchall()
+        assert compute_day == [(compute,)]
 
 
 def test_metrics_models_retry_while_an_analyst_holds_the_file(tmp_path: Path, instance) -> None:

@@ -54,6 +54,9 @@ MAX_COMPRESSION_RATIO = 2.4
 HOLE_MIN_S = 2.0
 HOLE_MARGIN_S = 0.3
 HOLE_MIN_SPEECH_S = 0.5
+#: Speech in a hole that starts (ends) within this of the hole's edge continues the segment
+#: beside it; text there that repeats that segment is not a new line.
+HOLE_EDGE_S = 0.3
 _WORDS = re.compile(r"\w+", re.UNICODE)
 #: A segment is the hotwords read back when it holds this many of them in their given order
 #: and names are this share of its words (see :func:`_echoes`).
@@ -68,7 +71,7 @@ LOOP_CONTEXT_CHARS = 240
 #: another way is made again.
 DECODING = ("plain decoding, words aligned after each window, sampling seeded per window, "
             "repetition loops dropped (within and across segments), skipped speech decoded "
-            "again")
+            "again, repeated lines after a pause kept")
 #: How :func:`translate` works; part of the translation's cache key.
 TRANSLATION = ("whole film translated, English words laid onto the transcript's segments, "
                "segments left without English translated clip by clip")
@@ -401,7 +404,8 @@ def _fill_holes(model: Any, samples: np.ndarray, kept: list[Any], config: AsrCon
     follows word times, lost none). A *hole* is a stretch of at least :data:`HOLE_MIN_S`
     between segments; where Silero VAD (the same model and options as ``vad_filter``) finds
     speech in one, only that stretch is decoded again, without context, and what it yields is
-    kept when it passes the usual checks and does not repeat the text beside it. VAD runs on
+    kept when it passes the usual checks and, where the speech touches the hole's edge (the
+    segment beside it may have been cut short), does not repeat that segment's text. VAD runs on
     the holes only (silence, music, skipped speech), so a film Whisper followed throughout
     costs little more.
     """
@@ -423,6 +427,14 @@ def _fill_holes(model: Any, samples: np.ndarray, kept: list[Any], config: AsrCon
                                        VadOptions(threshold=config.vad_threshold))
         if sum(s["end"] - s["start"] for s in speech) < HOLE_MIN_SPEECH_S * SAMPLE_RATE:
             continue
+        # Speech that begins (ends) right at the hole's edge may be the tail (head) of the
+        # segment beside it, whose time Whisper cut short: text that only repeats that
+        # segment is dropped there. Speech with a pause before (after) it is its own line,
+        # kept even when it says the same words again ("To mute or unmute yourself ...
+        # to mute or unmute yourself.").
+        edge = int(HOLE_EDGE_S * SAMPLE_RATE)
+        tail_of_before = speech[0]["start"] < edge
+        head_of_after = (last - first) - speech[-1]["end"] < edge
         start, stop = first + speech[0]["start"], first + speech[-1]["end"]
         ctranslate2.set_random_seed(SAMPLING_SEED)
         pieces, _ = model.transcribe(
@@ -435,8 +447,8 @@ def _fill_holes(model: Any, samples: np.ndarray, kept: list[Any], config: AsrCon
         shift = start / SAMPLE_RATE
         for piece in pieces:
             if (_is_hallucination(piece) or _echoes(piece.text, hotwords)
-                    or _repeats(piece.text, before)
-                    or _repeats(piece.text, after)):
+                    or (tail_of_before and _repeats(piece.text, before))
+                    or (head_of_after and _repeats(piece.text, after))):
                 continue
             out.append(_shifted(piece, shift))
     out.sort(key=lambda seg: seg.start)

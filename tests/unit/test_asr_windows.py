@@ -235,3 +235,25 @@ def test_names_whisper_invents_from_its_hotwords_over_noise_are_not_kept(tmp_pat
     heard = " ".join(s.text for s in result.segments)
     assert not any(name in heard for name in names.split(", ")), heard
     assert result.windows_without_hotwords in (0, 1)
+
+
+def test_a_line_said_again_after_a_pause_is_kept(tmp_path: Path) -> None:
+    """The same prompt twice with a pause between: when Whisper's decoding kept only the
+    first, the second is decoded again and kept although its words repeat the line before."""
+    prompt = mf.speech("asterisk_dev/en/all-circuits-busy-now.opus", rate=SAMPLE_RATE)
+    pause = np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.int16)
+    reader = write_wav(tmp_path / "twice.wav", np.concatenate([prompt, pause, prompt, pause]))
+    config = asr.AsrConfig.build("tiny.en", device="cpu", compute_type="auto", beam_size=5,
+                                 batch_size=1, vad_filter=True, cpu_threads=0)
+    model = asr.load_model(config, ModelRegistry.from_settings(Settings(home=tmp_path)))
+    samples = reader.read(0, reader.frames)
+    second = (len(prompt) + len(pause)) / SAMPLE_RATE
+    heard = list(model.transcribe(samples, language="en", beam_size=5, vad_filter=True)[0])
+    first = [seg for seg in heard if seg.end <= second]
+    assert first and "circuits" in " ".join(seg.text for seg in first).lower()
+
+    filled = asr._fill_holes(model, samples, first, config, "en", None, "transcribe")
+
+    added = filled[len(first):]
+    assert "circuits" in " ".join(seg.text for seg in added).lower(), added
+    assert all(seg.start >= second - 0.5 for seg in added)

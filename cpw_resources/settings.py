@@ -199,6 +199,22 @@ class Settings(BaseSettings):
     daily_budget_usd: float = Field(
         10.0, ge=0, description="Most dollars enhancement may spend per UTC day across all "
         "titles on this home.")
+    monthly_budget_usd: float = Field(
+        200.0, ge=0, description="Dollars of outside calls per UTC month that the budget "
+        "alert sensor watches (it alerts; the daily and per-title budgets stop spending)."
+    )
+    budget_alerts: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.8, 1.0], description="Shares of the daily and monthly "
+        "budgets at which the budget_alerts sensor raises an alert, comma-separated (0.8,1.0)."
+    )
+
+    @field_validator("budget_alerts", mode="before")
+    @classmethod
+    def _shares(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
     pricing_file: Path | None = Field(
         None, description="TOML of LLM prices (USD per million input/output tokens, dated); "
         "unset = the shipped cpw_resources/data/pricing.toml.")

@@ -219,6 +219,8 @@ class LlmResource(ConfigurableResource):
     compatible_api_key: str | None = Field(None, description="CPW_COMPATIBLE_API_KEY")
     pricing_file: str | None = _field("pricing_file")
     daily_budget_usd: float = _field("daily_budget_usd")
+    monthly_budget_usd: float = _field("monthly_budget_usd")
+    budget_alerts: list[float] = _field("budget_alerts")
     http_connect_timeout_s: float = _field("http_connect_timeout_s")
     http_read_timeout_s: float = _field("http_read_timeout_s")
 
@@ -349,7 +351,8 @@ def resources_for(settings: Settings | None = None,
         "llm": LlmResource(
             home=home, compatible_base_url=s.compatible_base_url,
             pricing_file=str(s.pricing_file) if s.pricing_file else None,
-            daily_budget_usd=s.daily_budget_usd, **timeouts,
+            daily_budget_usd=s.daily_budget_usd, monthly_budget_usd=s.monthly_budget_usd,
+            budget_alerts=list(s.budget_alerts), **timeouts,
             **_from_environment("llm", env)),
         "tmdb": TmdbResource(home=home, base_url=s.tmdb_base_url, **timeouts,
                              **_from_environment("tmdb", env)),

@@ -80,6 +80,15 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "gpu_seconds": pl.Float64(),
         "compute_cost_usd": pl.Float64(),
     },
+    "budget_alerts": {
+        "period": pl.String(),
+        "period_start": pl.String(),
+        "threshold": pl.Float64(),
+        "spent_usd": pl.Float64(),
+        "budget_usd": pl.Float64(),
+        "compute_usd": pl.Float64(),
+        "message": pl.String(),
+    },
     "training_examples": {
         "duration_s": pl.Float64(),
         "loudness_dbfs": pl.Float64(),

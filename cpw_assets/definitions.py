@@ -12,6 +12,7 @@ from cpw_assets.language.glossary import glossary
 from cpw_assets.language.translation import translation
 from cpw_assets.metrics import dbt_resource, metrics_assets, metrics_job, metrics_schedule
 from cpw_assets.optimizer import optimizer_job, optimizer_model, optimizer_schedule
+from cpw_assets.reports import cost_report, performance_report, reports_job, reports_schedule
 from cpw_assets.speech.media import audio, media
 from cpw_assets.speech.transcript import transcript
 from cpw_assets.subtitles import subtitles
@@ -25,9 +26,9 @@ refuse_throwaway_instance()
 
 defs = Definitions(
     assets=[media, audio, transcript, glossary, translation, enhanced_translation, subtitles,
-            optimizer_model, context_memory, *metrics_assets],
-    jobs=[subtitle_job, metrics_job, optimizer_job, context_job],
-    schedules=[metrics_schedule, optimizer_schedule],
+            optimizer_model, context_memory, performance_report, cost_report, *metrics_assets],
+    jobs=[subtitle_job, metrics_job, optimizer_job, context_job, reports_job],
+    schedules=[metrics_schedule, optimizer_schedule, reports_schedule],
     sensors=sensors,
     resources={**resources_for(), "dbt": dbt_resource()},
     # Dagster's console logger stays the default (no logger in a run's config); `cpw run`

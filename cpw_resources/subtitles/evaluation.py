@@ -7,8 +7,10 @@ same way:
 - :func:`normalise` — the one text normaliser: Unicode NFKC, lower case, typographic
   apostrophes made plain, the recording-script symbols ``#`` and ``*`` spoken as English says
   them ("pound", "star"; the Asterisk prompts are phone-menu scripts), every character that is
-  not a letter, digit or apostrophe inside a word dropped, spaces collapsed. Digits stay
-  digits: both systems write numbers as Whisper does, so neither is favoured.
+  not a letter, digit or apostrophe inside a word dropped, spaces collapsed, and English
+  number words written as digits ("press one" and "press 1", "twenty eight" and "28" are the
+  same words), as Whisper's own evaluation normaliser does: Whisper writes a number either
+  way from one sentence to the next, and a subtitle reader reads both alike.
 - :func:`wer` — jiwer's word error rate of the whole film (all cues joined, in time order)
   against the whole reference: cue boundaries do not matter.
 - :func:`bleu_chrf` — sacrebleu's corpus BLEU and chrF over blocks of cues that overlap in
@@ -44,12 +46,59 @@ _SPOKEN = {"#": " pound ", "*": " star "}
 _NOT_WORD = re.compile(r"[^\w'\u0900-\u097F]+|(?<!\w)'|'(?!\w)|_", re.UNICODE)
 
 
+_UNITS = {w: n for n, w in enumerate((
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen"))}
+_TENS = {w: 10 * n for n, w in enumerate(
+    ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"), start=2)}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+
+
+def _number_words(words: list[str]) -> list[str]:
+    """English number words as digits, each run of them one number ("twenty eight" → 28,
+    "eight thousand five hundred" → 8500, "one" → 1; "zero" and a unit after a unit stand
+    alone: "one two" → 1 2), as Whisper's own evaluation normaliser does: Whisper writes the
+    same number either way from one sentence to the next."""
+    out: list[str] = []
+    k = 0
+    while k < len(words):
+        total, current, j = 0, None, k
+        while j < len(words):
+            word = words[j]
+            open_tens = current is None or current % 100 == 0
+            if word == "zero":
+                if current is None:
+                    j += 1
+                    current = 0
+                break
+            if word in _UNITS and (open_tens or (current % 100 >= 20 and current % 10 == 0)):
+                current = (current or 0) + _UNITS[word]
+            elif word in _TENS and open_tens:
+                current = (current or 0) + _TENS[word]
+            elif word in _SCALES and current:
+                if _SCALES[word] == 100:
+                    current *= 100
+                else:
+                    total, current = total + current * _SCALES[word], 0
+            else:
+                break
+            j += 1
+        if j == k:
+            out.append(words[k])
+            k += 1
+        else:
+            out.append(str(total + (current or 0)))
+            k = j
+    return out
+
+
 def normalise(text: str) -> str:
     """The one normaliser for every score (see the module's docstring)."""
     text = unicodedata.normalize("NFKC", text).lower().replace("’", "'").replace("‘", "'")
     for symbol, spoken in _SPOKEN.items():
         text = text.replace(symbol, spoken)
-    return " ".join(_NOT_WORD.sub(" ", text).split())
+    return " ".join(_number_words(_NOT_WORD.sub(" ", text).split()))
 
 
 def read_cues(path: Path) -> list[Cue]:

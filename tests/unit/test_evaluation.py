@@ -54,3 +54,13 @@ def test_invented_cues_are_those_with_no_reference_speech_under_them() -> None:
             Cue(25, 26, ("what?",)),  # invented, but outside the spans given
             Cue(30, 32, ("Goodbye.",))]
     assert ev.invented_cues(reference, cues, [(5.0, 20.0)]) == (2, 1)
+
+
+def test_number_words_and_digits_are_the_same_words():
+    from cpw_resources.subtitles.evaluation import normalise
+
+    assert normalise("Press one, then dial twenty-eight.") == normalise("press 1 then dial 28")
+    assert normalise("eight thousand five hundred") == "8500"
+    assert normalise("one two three") == "1 2 3"  # digits said one by one stay apart
+    assert normalise("zero one") == "0 1"
+    assert normalise("a hundred times") == "a hundred times"  # no number word before it

@@ -412,7 +412,7 @@ class _Run(Generic[T]):
                     return
                 try:
                     reply = provider.complete(self.system, user, max_tokens=self.engine.max_tokens,
-                                              schema=self.task.schema)
+                                              schema=self.task.schema, items=len(batch))
                 except ServiceError as error:
                     self.out.errors.append(str(error))
                     break  # this provider is failing: the next one, if any

@@ -77,7 +77,7 @@ class LlmProvider(Protocol):
     model: str
 
     def complete(self, system: str, user: str, *, max_tokens: int = 1024,
-                 schema: dict[str, Any] | None = None) -> Completion: ...
+                 schema: dict[str, Any] | None = None, items: int | None = None) -> Completion: ...
 
 
 #: Tokens a chat format adds to what was sent (role markers; Anthropic's tool-use prompt).
@@ -147,13 +147,18 @@ class _Provider:
     reliability: Reliability
     operation: str
 
-    def _call(self, fn: Any) -> Completion:
+    def _call(self, fn: Any, items: int | None = None) -> Completion:
+        """``fn`` through the breaker and retries; its ``api_calls`` row names the model and,
+        when given, how many ``items`` (segments) the request carried."""
         def describe(done: Completion) -> dict[str, Any]:
             return {"input_tokens": done.input_tokens, "output_tokens": done.output_tokens,
                     "cost_usd": done.cost_usd}
 
+        context: dict[str, Any] = {"model": self.model}
+        if items is not None:
+            context["segments"] = items
         return self.reliability.call(self.service, self.operation, fn, describe=describe,
-                                     context={"model": self.model})
+                                     context=context)
 
     def _done(self, text: str, usage: Any, fields: tuple[str, str], model: Any,
               sent: Sent) -> Completion:
@@ -196,7 +201,7 @@ class OpenAIProvider(_Provider):
                                     http_client=http, timeout=http.timeout)
 
     def complete(self, system: str, user: str, *, max_tokens: int = 1024,
-                 schema: dict[str, Any] | None = None) -> Completion:
+                 schema: dict[str, Any] | None = None, items: int | None = None) -> Completion:
         extra: dict[str, Any] = {}
         if schema is not None:
             extra["response_format"] = {"type": "json_schema", "json_schema": {
@@ -217,7 +222,7 @@ class OpenAIProvider(_Provider):
                               getattr(reply, "usage", None),
                               ("prompt_tokens", "completion_tokens"), reply.model, sent)
 
-        return self._call(call)
+        return self._call(call, items)
 
 
 class AnthropicProvider(_Provider):
@@ -235,7 +240,7 @@ class AnthropicProvider(_Provider):
                                           max_retries=0, http_client=http, timeout=http.timeout)
 
     def complete(self, system: str, user: str, *, max_tokens: int = 1024,
-                 schema: dict[str, Any] | None = None) -> Completion:
+                 schema: dict[str, Any] | None = None, items: int | None = None) -> Completion:
         extra: dict[str, Any] = {}
         if schema is not None:
             extra = {"tools": [{"name": "reply", "description": "Submit the reply.",
@@ -260,7 +265,7 @@ class AnthropicProvider(_Provider):
             return self._done(text, getattr(reply, "usage", None),
                               ("input_tokens", "output_tokens"), reply.model, sent)
 
-        return self._call(call)
+        return self._call(call, items)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class Scripted:
         self.down, self.requests = down, []
 
     def complete(self, system: str, user: str, *, max_tokens: int = 1024,
-                 schema: dict | None = None) -> Completion:
+                 schema: dict | None = None, items: int | None = None) -> Completion:
         data = json.loads(user)
         self.requests.append(data)
         if self.down:

@@ -37,7 +37,7 @@ class Scripted:
         self.replies, self.prompts = list(replies), []
 
     def complete(self, system: str, user: str, *, max_tokens: int = 1024,
-                 schema: dict | None = None) -> Completion:
+                 schema: dict | None = None, items: int | None = None) -> Completion:
         self.prompts.append((system, user))
         text = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         return Completion(text, 10, 5, "m")

@@ -69,7 +69,7 @@ def recommend(api: pl.DataFrame, per_title: pl.DataFrame, per_day: pl.DataFrame,
                 "from the reply cache: enhance only the lines selection picks "
                 "(CPW_ENHANCE_ALL=false), keep CPW_HOME's cache between runs, or choose a "
                 "cheaper model for CPW_ENHANCE_PROVIDER",
-                f"enhancement ${spent:.2f} of ${api_total:.2f}; cache hit rate {hit_rate:.0%} "
+                f"enhancement {usd(spent)} of {usd(api_total)}; cache hit rate {hit_rate:.0%} "
                 f"({cached} of {sent + cached} lines)"))
     if per_day.height and daily_budget > 0:
         today = dt.datetime.now(dt.UTC).date()
@@ -156,7 +156,7 @@ def _per_day_chart(fig, per_day: pl.DataFrame, daily_budget: float) -> None:
     if per_day.is_empty():
         _empty(ax, "nothing spent yet")
         return
-    days = per_day["day"].to_list()
+    days = [d.isoformat() for d in per_day["day"].to_list()]  # one labelled bar per day
     ax.bar(days, per_day["compute"].to_list(), color="#60a5fa", label="compute")
     ax.bar(days, per_day["api"].to_list(), bottom=per_day["compute"].to_list(),
            color="#f97316", label="outside calls")

@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetKey, DagsterRun
-from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
+from dagster import AssetKey, DagsterRun, QueuedRunCoordinator, SubmitRunContext
 
 from cpw_resources.errors import ConfigError
 

@@ -47,6 +47,15 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     return wall, done.stdout
 
 
+def recording(audio: Path | None = None) -> Path:
+    """``audio``, else the ≈ 5-minute English Asterisk recording, built on first use."""
+    audio = audio or HERE / "out" / "asterisk_en.wav"
+    if not audio.exists():
+        subprocess.run([sys.executable, str(HERE / "build_recordings.py"), "long", str(audio),
+                        "--lang", "en"], check=True)
+    return audio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="base")
@@ -55,10 +64,7 @@ def main() -> None:
     parser.add_argument("--audio", type=Path)
     args = parser.parse_args()
 
-    audio = args.audio or HERE / "out" / "asterisk_en.wav"
-    if not audio.exists():
-        subprocess.run([sys.executable, str(HERE / "build_recordings.py"), "long", str(audio),
-                        "--lang", "en"], check=True)
+    audio = recording(args.audio)
     import wave
 
     with wave.open(str(audio)) as w:

@@ -26,6 +26,8 @@ ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
+from bench_end_to_end import recording  # noqa: E402  (benchmarks/ is the script's folder)
+
 
 def _run(audio: Path, home: Path, model: str, monitor: bool) -> float:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("CPW_")
@@ -47,10 +49,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--audio", type=Path)
     args = parser.parse_args()
-    audio = args.audio or HERE / "out" / "asterisk_en.wav"
-    if not audio.exists():
-        subprocess.run([sys.executable, str(HERE / "build_recordings.py"), "long", str(audio),
-                        "--lang", "en"], check=True)
+    audio = recording(args.audio)
 
     walls: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory(prefix="cpw-monitor-") as tmp:

@@ -26,6 +26,7 @@ measures its cost on a whole title (monitor on against off, ``CPW_STAGE_MONITOR`
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import resource
@@ -127,6 +128,12 @@ class _Gpu:
         return sum(util) / len(util), sum(used) / (1 << 20), ours
 
 
+@functools.cache
+def _gpu() -> _Gpu:
+    """NVML, looked up once per process (not at every stage)."""
+    return _Gpu()
+
+
 def total_bytes(paths: Iterable[Path]) -> int:
     return sum(p.stat().st_size for p in paths if p.is_file())
 
@@ -143,7 +150,7 @@ class _Sampler(threading.Thread):
         self.gpu_util: list[float] = []
         self.gpu_memory_peak_mb: float | None = None
         self.on_gpu = False  # this process held GPU memory in some sample
-        self.gpu = _Gpu()
+        self.gpu = _gpu()
         self._sample_rss()
 
     def _sample_rss(self) -> None:

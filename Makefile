@@ -13,7 +13,7 @@ export CPW_HOME DAGSTER_HOME
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	$(VENV)/bin/python -m cpw_assets.metrics   # parse the dbt manifest once, at install
 	touch $@
 

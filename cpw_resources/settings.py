@@ -167,7 +167,8 @@ class Settings(BaseSettings):
     translation_llm: str = Field(
         "openai:gpt-4o-mini", description="LLM of the llm translation backend as "
         "PROVIDER:MODEL: openai (OPENAI_BASE_URL also reaches any OpenAI-compatible server), "
-        "anthropic (ANTHROPIC_BASE_URL), or compatible (CPW_COMPATIBLE_BASE_URL), e.g. "
+        "anthropic (ANTHROPIC_BASE_URL), compatible (CPW_COMPATIBLE_BASE_URL), or local "
+        "(the `local` extra's model on this machine, local:qwen2.5-coder-1.5b), e.g. "
         "anthropic:claude-haiku-4-5."
     )
     llm_batch_size: int = Field(20, ge=1, le=200, description="Segments per LLM request.")
@@ -176,9 +177,28 @@ class Settings(BaseSettings):
         "provider (Ollama http://127.0.0.1:11434/v1, vLLM, llama.cpp); key, if any, in "
         "CPW_COMPATIBLE_API_KEY."
     )
+    local_llm_dir: Path | None = Field(
+        None, description="Folder of the local models' GGUF files (`local:NAME` reads "
+        "NAME.gguf there; packaged weights are assembled into it); default "
+        "$CPW_HOME/models/llm."
+    )
+    local_llm_threads: int = Field(
+        0, ge=0, description="CPU threads of the local model server; 0 = every core.")
+    local_llm_context: int = Field(
+        4096, ge=512, description="Context window (tokens) of the local model server.")
+    local_llm_idle_s: float = Field(
+        300.0, gt=0, description="The local model server stops after this many seconds "
+        "without a request; the next run that needs it starts it again.")
+    local_llm_start_timeout_s: float = Field(
+        120.0, gt=0, description="Most seconds to wait for the local model server to load "
+        "its model and answer; past it the call fails like an outage (MT lines kept).")
+    local_llm_timeout_s: float = Field(
+        600.0, gt=0, description="Most seconds one local model request may take, waiting for "
+        "another run's request on the same server included.")
     enhance_provider: str | None = Field(
         None, description="Primary LLM for enhanced_translation as PROVIDER:MODEL "
-        "(openai:gpt-4o-mini, anthropic:claude-haiku-4-5, compatible:llama3.1); unset = "
+        "(openai:gpt-4o-mini, anthropic:claude-haiku-4-5, compatible:llama3.1, "
+        "local:qwen2.5-coder-1.5b); unset = "
         "no enhancement (the translation is passed on, marked 'not enhanced: no provider')."
     )
     enhance_fallback: str | None = Field(
@@ -193,6 +213,11 @@ class Settings(BaseSettings):
         20, ge=1, le=200, description="Segments per enhancement request.")
     enhance_context_lines: int = Field(
         3, ge=0, le=20, description="Preceding lines sent with each batch as context.")
+    enhance_local_time_share: float = Field(
+        0.15, ge=0, description="With a local model (local:NAME) as the enhancement "
+        "provider, its budget is time: requests stop once they have taken this share of the "
+        "film's duration (0.15: 9 s per minute of film); the rest keeps its MT text. "
+        "0 = no limit.")
     title_budget_usd: float = Field(
         0.50, ge=0, description="Most dollars enhancement may spend on one title (all its "
         "runs); past it the rest keeps its MT text, flagged.")

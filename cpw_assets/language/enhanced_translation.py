@@ -199,6 +199,9 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
                   llm.pricing.price(s.provider, s.model)) for i, s in enumerate(specs)]
     title_spent, day_spent = st.store.events.spent(st.key)
     budget = Budget(config.title_budget_usd, llm.daily_budget_usd, title_spent, day_spent)
+    film_s = inputs.duration or (baseline[-1].end if baseline else 0.0)
+    if specs[0].provider == "local" and config.local_time_share > 0:
+        budget.seconds_limit = config.local_time_share * film_s
 
     enhancer = Enhancer(providers, ReplyCache(llm.cache_path),
                         budget, source, target, batch_size=config.batch_size,
@@ -208,6 +211,7 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
     st.context.log.info(
         f"enhancing {len(reasons)} of {len(lines)} segments with "
         f"{' then '.join(s.label for s in specs)}; budget left ${budget.room():.4f} "
+        + (f"and {budget.seconds_limit:.0f} s of requests " if budget.seconds_limit else "") +
         f"(title ${title_spent:.4f} of ${config.title_budget_usd:.2f}, today "
         f"${day_spent:.4f} of ${llm.daily_budget_usd:.2f})")
     out = enhancer.run(lines, reasons, terms, cultural)
@@ -217,7 +221,10 @@ def _enhance(st: Stage, config: EnhancementConfig, inputs: _Inputs, specs: list[
         # Errors about over-long answers go with over_char_budget, the others with the rest.
         errors = [e for e in out.errors
                   if ("(over_char_budget)" in e) == (kind == "over_char_budget")]
-        message = ("the title's or the day's budget would be exceeded" if kind == "budget"
+        message = ((f"the {budget.seconds_limit:.0f} s of requests this title may take "
+                    f"(CPW_ENHANCE_LOCAL_TIME_SHARE) or the title's or the day's budget would "
+                    "be exceeded" if budget.seconds_limit else
+                    "the title's or the day's budget would be exceeded") if kind == "budget"
                    else "; ".join(errors)[-2000:])
         st.record("degradations", [{"service": specs[0].provider, "kind": f"enhance_{kind}",
                                     "message": message, "fallback": fallback}])

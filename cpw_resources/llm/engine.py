@@ -14,7 +14,8 @@ measured against (its *basis*). The engine does the rest:
 3. **Check** every reply strictly (:func:`parse_reply`: pydantic in strict mode, every id once,
    text a non-empty string; ``null``, a number or an object is a bad reply; line breaks are
    collapsed), and every answer for plausibility (:func:`check_answers`: within its length
-   budget, no timing-like text its input lacks). A bad reply is asked again once, then the
+   budget, no timing-like text or long number its input lacks, no run of words echoed from
+   the instructions). A bad reply is asked again once, then the
    batch is split in halves down to one item, which keeps its text as ``rejected`` when it
    still fails. An item may also have a character limit (the task's optional ``limit``:
    enhancement's subtitle budget): a good reply's answers within their limits are taken, and
@@ -40,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import sqlite3
 import time
 import unicodedata
@@ -175,7 +177,21 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def implausible(text: str, basis: Sequence[str]) -> str | None:
+#: Words in a row an answer may share with the instructions (and not its input) before it
+#: counts as an echo of them, which small models write instead of a translation.
+ECHO_WORDS = 5
+#: Digits in a row an answer may add that its input does not have (a year said in words is
+#: rare; an invented PIN, password or phone number is what this stops).
+ADDED_DIGITS = 4
+_WORD = re.compile(r"\w+")
+
+
+def _shingles(text: str, n: int = ECHO_WORDS) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def implausible(text: str, basis: Sequence[str], instructions: str = "") -> str | None:
     """Why ``text`` cannot be a good answer for an item with input texts ``basis``, else None.
 
     Too wide: more than ``MAX_REPLY_GROWTH`` times the widest input (at least
@@ -191,7 +207,18 @@ def implausible(text: str, basis: Sequence[str]) -> str | None:
         return f"is {width} columns wide where at most {limit} are plausible"
     known = {found for source in basis for found in TIMING_LIKE.findall(source)}
     added = sorted(set(TIMING_LIKE.findall(text)) - known)
-    return f"adds timing-like text {added[0]!r}" if added else None
+    if added:
+        return f"adds timing-like text {added[0]!r}"
+    digits = {run for source in basis for run in re.findall(r"\d+", source)}
+    invented = [run for run in re.findall(rf"\d{{{ADDED_DIGITS},}}", text) if run not in digits]
+    if invented:
+        return f"adds the number {invented[0]}, which its input does not have"
+    if instructions:
+        echoed = _shingles(text) & _shingles(instructions)
+        echoed -= {s for source in basis for s in _shingles(source)}
+        if echoed:
+            return f"echoes the instructions ({' '.join(sorted(echoed)[0])!r} …)"
+    return None
 
 
 def over_limit(text: str, limit: int | None) -> str | None:
@@ -201,10 +228,11 @@ def over_limit(text: str, limit: int | None) -> str | None:
     return f"is {chars} characters long where its budget is {limit} (over_char_budget)"
 
 
-def check_answers(texts: Mapping[int, str], basis: Mapping[int, Sequence[str]]) -> None:
+def check_answers(texts: Mapping[int, str], basis: Mapping[int, Sequence[str]],
+                  instructions: str = "") -> None:
     """BadReply naming the first answer that is :func:`implausible` for its item."""
     for item_id, text in texts.items():
-        reason = implausible(text, basis[item_id])
+        reason = implausible(text, basis[item_id], instructions)
         if reason is not None:
             raise BadReply(f"the answer for id {item_id} {reason}")
 
@@ -251,12 +279,14 @@ class ReplyCache:
 
 @dataclass
 class Budget:
-    """Dollars already spent on this title and today, and the limits."""
+    """Dollars already spent on this title and today, and the limits; optionally seconds too
+    (a local model costs no dollars but time: ``seconds_limit`` of requests per run)."""
 
     title_limit: float
     day_limit: float
     title_spent: float = 0.0
     day_spent: float = 0.0
+    seconds_limit: float | None = None
 
     def room(self) -> float:
         """Dollars left under both limits; a negative total (a bad record) counts as none."""
@@ -324,6 +354,7 @@ class _Run(Generic[T]):
         self.content = {item.id: json.dumps(task.cache_content(item), ensure_ascii=False,
                                             sort_keys=True) for item in self.items}
         self.system = task.system()
+        self.seconds = 0.0  # spent waiting for providers' replies
         self.out = Outcome({item.id: task.original(item) for item in self.items},
                            {item.id: "kept" for item in self.items})
         self.done = 0
@@ -364,7 +395,8 @@ class _Run(Generic[T]):
             found = cache.get_many(list(dict.fromkeys(keys.values())))
             # An answer cached before today's checks is asked for again if they refuse it.
             hits = {item.id for item in left if keys[item.id] in found
-                    and implausible(found[keys[item.id]], self.task.basis(item)) is None
+                    and implausible(found[keys[item.id]], self.task.basis(item),
+                                    self.system) is None
                     and over_limit(found[keys[item.id]], self._limit(item)) is None}
             for item_id in hits:
                 out.text[item_id], out.status[item_id] = found[keys[item_id]], "cached"
@@ -410,16 +442,20 @@ class _Run(Generic[T]):
                 if self._over_budget(price, user):
                     self.out.budget_stopped = True
                     return
+                asked = time.monotonic()
                 try:
                     reply = provider.complete(self.system, user, max_tokens=self.engine.max_tokens,
                                               schema=self.task.schema, items=len(batch))
                 except ServiceError as error:
                     self.out.errors.append(str(error))
                     break  # this provider is failing: the next one, if any
+                finally:
+                    self.seconds += time.monotonic() - asked
                 self._account(reply)
                 try:
                     texts = parse_reply(reply.text, ids, self.task.list_field)
-                    check_answers(texts, {item.id: self.task.basis(item) for item in batch})
+                    check_answers(texts, {item.id: self.task.basis(item) for item in batch},
+                                  self.system)
                 except BadReply as error:
                     self.out.errors.append(f"{_label(provider)}: {error}")
                     bad += 1
@@ -461,10 +497,15 @@ class _Run(Generic[T]):
             self._send(batch[half:], again)
 
     def _over_budget(self, price: Price | None, user: str) -> bool:
-        """Whether the request's worst case passes the budget's room."""
+        """Whether the request's worst case passes the budget's room (in seconds: the time
+        spent on requests so far plus one more of their average length)."""
         budget = self.engine.budget
         if budget is None:
             return False
+        if budget.seconds_limit is not None and self.seconds:
+            average = self.seconds / max(1, self.out.requests)
+            if self.seconds + average > budget.seconds_limit:
+                return True
         sent = Sent.of(self.system, user, self.task.schema, self.engine.max_tokens)
         cost = sent.worst_cost(price) if price is not None else 0.0
         return cost > budget.room() + 1e-12

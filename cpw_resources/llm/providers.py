@@ -28,7 +28,7 @@ import importlib
 import json
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cpw_resources.errors import ConfigError
 from cpw_resources.llm.pricing import Price, Pricing
@@ -39,8 +39,12 @@ from cpw_resources.services.reliability import (
     http_client,
 )
 
-PROVIDERS = ("openai", "anthropic", "compatible")
-SERVICES = {"openai": "openai", "anthropic": "anthropic", "compatible": "openai-compatible"}
+if TYPE_CHECKING:
+    from cpw_resources.llm.local import LocalServer
+
+PROVIDERS = ("openai", "anthropic", "compatible", "local")
+SERVICES = {"openai": "openai", "anthropic": "anthropic", "compatible": "openai-compatible",
+            "local": "local-llm"}
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,7 @@ class _Provider:
     price: Price | None
     reliability: Reliability
     operation: str
+    deadline_s: float | None = None  # the reliability policy's unless set
 
     def _call(self, fn: Any, items: int | None = None) -> Completion:
         """``fn`` through the breaker and retries; its ``api_calls`` row names the model and,
@@ -158,7 +163,7 @@ class _Provider:
         if items is not None:
             context["segments"] = items
         return self.reliability.call(self.service, self.operation, fn, describe=describe,
-                                     context=context)
+                                     context=context, deadline_s=self.deadline_s)
 
     def _done(self, text: str, usage: Any, fields: tuple[str, str], model: Any,
               sent: Sent) -> Completion:
@@ -192,10 +197,12 @@ class OpenAIProvider(_Provider):
     def __init__(self, model: str, reliability: Reliability, *, service: str = "openai",
                  base_url: str | None = None, api_key: str | None = None,
                  connect_timeout_s: float = 5.0, read_timeout_s: float = 60.0,
-                 price: Price | None = None) -> None:
+                 price: Price | None = None, json_mode: str = "json_schema",
+                 deadline_s: float | None = None) -> None:
         import openai
 
         self.model, self.service, self.reliability, self.price = model, service, reliability, price
+        self.json_mode, self.deadline_s = json_mode, deadline_s
         http = _http(openai, connect_timeout_s, read_timeout_s)
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key or None, max_retries=0,
                                     http_client=http, timeout=http.timeout)
@@ -203,7 +210,9 @@ class OpenAIProvider(_Provider):
     def complete(self, system: str, user: str, *, max_tokens: int = 1024,
                  schema: dict[str, Any] | None = None, items: int | None = None) -> Completion:
         extra: dict[str, Any] = {}
-        if schema is not None:
+        if schema is not None and self.json_mode == "json_object":  # llama.cpp's server
+            extra["response_format"] = {"type": "json_object", "schema": schema}
+        elif schema is not None:
             extra["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "reply", "strict": True, "schema": schema}}
 
@@ -280,12 +289,22 @@ class LlmAccess:
     compatible_api_key: str | None = None
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
+    local: LocalServer | None = None  # the machine's local model servers (``local:NAME``)
+    local_timeout_s: float = 600.0  # one local request, waiting for the server included
 
 
 def make_provider(spec: ProviderSpec, access: LlmAccess, reliability: Reliability,
                   pricing: Pricing, *, setting: str = "") -> LlmProvider:
     """A provider for ``spec`` with its key, base URL and price."""
     where = f" ({setting})" if setting else ""
+    if spec.provider == "local":
+        from cpw_resources.llm.local import LocalProvider
+
+        if access.local is None:
+            raise ConfigError(f"{spec.label}{where}: no local model server is configured here")
+        return LocalProvider(spec.model, access.local, reliability,
+                             read_timeout_s=access.local_timeout_s,
+                             price=pricing.price(spec.provider, spec.model))
     if spec.provider == "compatible":
         base_url, api_key = access.compatible_base_url, access.compatible_api_key or "no-key"
         if not base_url:

@@ -82,6 +82,7 @@ class EnhancementConfig(Config):
     batch_size: int = setting("enhance_batch_size")
     context_lines: int = setting("enhance_context_lines")
     title_budget_usd: float = setting("title_budget_usd")
+    local_time_share: float = setting("enhance_local_time_share")
 
 
 class SubtitlesConfig(Config):

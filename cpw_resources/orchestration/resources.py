@@ -21,10 +21,10 @@ per run is not here but in the assets' run config (:mod:`cpw_resources.orchestra
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
@@ -40,6 +40,9 @@ from cpw_resources.speech.asr import AsrConfig, load_model
 from cpw_resources.speech.models import ModelRegistry
 from cpw_resources.store.events import EventStore
 from cpw_resources.store.titles import TitleRegistry
+
+if TYPE_CHECKING:
+    from cpw_resources.llm.local import LocalServer
 
 
 def _field(name: str, **extra: Any) -> Any:
@@ -133,9 +136,12 @@ class ReliabilityResource(ConfigurableResource):
         def degraded(row: dict) -> None:
             self.store.append("degradations", [row], **where)
 
+        def note(table: str, row: dict) -> None:
+            self.store.append(table, [row], **where)
+
         configured = [*secrets, *(os.environ.get(var) for var in SECRETS.values())]
         return Reliability(self.home.under("breakers"), policy, on_event=record,
-                           on_degradation=degraded, redis_url=self.breaker_redis_url,
+                           on_degradation=degraded, on_note=note, redis_url=self.breaker_redis_url,
                            secrets=configured)
 
 
@@ -223,6 +229,12 @@ class LlmResource(ConfigurableResource):
     budget_alerts: list[float] = _field("budget_alerts")
     http_connect_timeout_s: float = _field("http_connect_timeout_s")
     http_read_timeout_s: float = _field("http_read_timeout_s")
+    local_llm_dir: str | None = _field("local_llm_dir")
+    local_llm_threads: int = _field("local_llm_threads")
+    local_llm_context: int = _field("local_llm_context")
+    local_llm_idle_s: float = _field("local_llm_idle_s")
+    local_llm_start_timeout_s: float = _field("local_llm_start_timeout_s")
+    local_llm_timeout_s: float = _field("local_llm_timeout_s")
 
     @cached_property
     def pricing(self) -> Pricing:
@@ -238,7 +250,19 @@ class LlmResource(ConfigurableResource):
         keys = (self.openai_api_key, self.anthropic_api_key, self.compatible_api_key)
         return tuple(key for key in keys if key)
 
-    def access(self) -> LlmAccess:
+    def local_server(self, on_event: Callable[[dict[str, Any]], None] | None = None,
+                     log: Callable[[str], None] = lambda _: None) -> LocalServer:
+        """The machine's local model servers (``local:NAME``), events to ``on_event``."""
+        from cpw_resources.llm.local import LocalServer
+
+        return LocalServer(
+            self.home.under("llm"),
+            Path(self.local_llm_dir) if self.local_llm_dir else self.home.under("models", "llm"),
+            threads=self.local_llm_threads or os.cpu_count() or 2,
+            context=self.local_llm_context, idle_s=self.local_llm_idle_s,
+            start_timeout_s=self.local_llm_start_timeout_s, on_event=on_event, log=log)
+
+    def access(self, local: LocalServer | None = None) -> LlmAccess:
         return LlmAccess(
             openai_api_key=self.openai_api_key, openai_base_url=self.openai_base_url,
             anthropic_api_key=self.anthropic_api_key,
@@ -247,13 +271,20 @@ class LlmResource(ConfigurableResource):
             compatible_api_key=self.compatible_api_key,
             connect_timeout_s=self.http_connect_timeout_s,
             read_timeout_s=self.http_read_timeout_s,
+            local=local, local_timeout_s=self.local_llm_timeout_s,
         )
 
     def provider(self, spec: str | ProviderSpec, reliability: Reliability, *,
-                 setting: str) -> LlmProvider:
-        """A provider for ``PROVIDER:MODEL``; ``setting`` names where the spec came from."""
+                 setting: str, log: Callable[[str], None] = lambda _: None) -> LlmProvider:
+        """A provider for ``PROVIDER:MODEL``; ``setting`` names where the spec came from. A
+        ``local:`` one's server starts and failures go to ``reliability``'s events
+        (``llm_servers``), its progress to ``log``."""
         parsed = spec if isinstance(spec, ProviderSpec) else ProviderSpec.parse(spec, setting)
-        return make_provider(parsed, self.access(), reliability, self.pricing, setting=setting)
+        local = None
+        if parsed.provider == "local":
+            local = self.local_server(lambda row: reliability.note("llm_servers", row), log)
+        return make_provider(parsed, self.access(local), reliability, self.pricing,
+                             setting=setting)
 
 
 class TmdbResource(ConfigurableResource):
@@ -353,6 +384,11 @@ def resources_for(settings: Settings | None = None,
             pricing_file=str(s.pricing_file) if s.pricing_file else None,
             daily_budget_usd=s.daily_budget_usd, monthly_budget_usd=s.monthly_budget_usd,
             budget_alerts=list(s.budget_alerts), **timeouts,
+            local_llm_dir=str(s.local_llm_dir) if s.local_llm_dir else None,
+            local_llm_threads=s.local_llm_threads, local_llm_context=s.local_llm_context,
+            local_llm_idle_s=s.local_llm_idle_s,
+            local_llm_start_timeout_s=s.local_llm_start_timeout_s,
+            local_llm_timeout_s=s.local_llm_timeout_s,
             **_from_environment("llm", env)),
         "tmdb": TmdbResource(home=home, base_url=s.tmdb_base_url, **timeouts,
                              **_from_environment("tmdb", env)),

@@ -307,12 +307,13 @@ class Reliability:
     def __init__(self, state_dir: Path, policy: Policy = Policy(), *,
                  on_event: Callable[[dict[str, Any]], None] | None = None,
                  on_degradation: Callable[[dict[str, Any]], None] | None = None,
+                 on_note: Callable[[str, dict[str, Any]], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  redis_url: str | None = None, secrets: Iterable[str | None] = ()) -> None:
         self.state_dir = Path(state_dir)
         self.redis_url = redis_url
         self.policy = policy
-        self.on_event, self.on_degradation = on_event, on_degradation
+        self.on_event, self.on_degradation, self.on_note = on_event, on_degradation, on_note
         self.sleep = sleep
         self.secrets = secret_forms(secrets)
         hide_in_logs(self.secrets)
@@ -327,6 +328,12 @@ class Reliability:
         if self.on_degradation is not None:
             self.on_degradation({"service": service, "kind": kind,
                                  "message": self.redact(message), "fallback": fallback})
+
+    def note(self, table: str, row: dict[str, Any]) -> None:
+        """Record ``row`` in the event table ``table`` (e.g. a local model server's start)."""
+        if self.on_note is not None:
+            self.on_note(table, {k: self.redact(v) if isinstance(v, str) else v
+                                 for k, v in row.items()})
 
     def breaker(self, service: str) -> CircuitBreaker:
         import pybreaker  # ~0.15 s with the redis client it finds: paid at the first call
@@ -388,8 +395,9 @@ class Reliability:
 
     def call(self, service: str, operation: str, fn: Callable[[], T], *,
              describe: Callable[[T], dict[str, Any]] | None = None,
-             context: dict[str, Any] | None = None) -> T:
-        """Run ``fn`` under ``service``'s breaker, retry policy and deadline; raise
+             context: dict[str, Any] | None = None, deadline_s: float | None = None) -> T:
+        """Run ``fn`` under ``service``'s breaker, retry policy and deadline (the policy's, or
+        ``deadline_s`` for a service known to be slow, such as a local model); raise
         ServiceError (secrets masked).
 
         The ``api_calls`` event gets ``context`` (e.g. the model) and, on success,
@@ -398,7 +406,8 @@ class Reliability:
         breaker = self.breaker(service)
         from pybreaker import CircuitBreakerError  # loaded by self.breaker
         started = time.perf_counter()
-        deadline = time.monotonic() + self.policy.deadline_s
+        deadline_s = self.policy.deadline_s if deadline_s is None else deadline_s
+        deadline = time.monotonic() + deadline_s
         attempts = 0
 
         def attempt() -> T:
@@ -410,7 +419,7 @@ class Reliability:
                 error = classify(exc, service, operation)
             if error.kind == TIMEOUT and time.monotonic() >= deadline:
                 error = ServiceError(service, operation, TIMEOUT, "no complete answer within "
-                                     f"the call's deadline of {self.policy.deadline_s:g} s")
+                                     f"the call's deadline of {deadline_s:g} s")
             raise error.hide(self.secrets)
 
         def should_retry(exc: BaseException) -> bool:

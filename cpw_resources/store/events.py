@@ -238,6 +238,16 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
         "message": pl.String(),
         "fallback": pl.String(),
     },
+    # The local model server (`local:NAME`): each start (port, pid, seconds to load and answer)
+    # and each failure to start (the log's last lines in message).
+    "llm_servers": {
+        "model": pl.String(),
+        "action": pl.String(),
+        "port": pl.Int64(),
+        "pid": pl.Int64(),
+        "seconds": pl.Float64(),
+        "message": pl.String(),
+    },
     "run_failures": {
         "step": pl.String(),
         "error_class": pl.String(),

@@ -63,15 +63,23 @@ _SQLITE_MAX_PARAMS = 500
 
 @dataclass(frozen=True)
 class Prompt:
-    """A task's fixed instructions: a system-text template and its version. The version is
-    part of every cache key (and of the assets' reuse keys), so a changed prompt never gets
-    the old prompt's replies."""
+    """A task's fixed instructions: a system-text template, the sentence that asks for the
+    reply's form, and its version. The version is part of every cache key (and of the assets'
+    reuse keys), so a changed prompt never gets the old prompt's replies.
+
+    ``reply`` asks for ``{field: [{"id": N, "text": "..."}]}``; ``ordered_reply`` for
+    ``{field: ["...", ...]}``, one string per item in order, which a provider with
+    ``ordered_replies`` gets (a local model: half the tokens to write, and its server holds the
+    list to exactly the batch's length)."""
 
     version: int
     template: str
+    reply: str = ""
+    ordered_reply: str = ""
 
-    def render(self, **values: str) -> str:
-        return self.template.format(**values)
+    def render(self, ordered: bool = False, **values: str) -> str:
+        reply = self.ordered_reply if ordered and self.ordered_reply else self.reply
+        return (self.template + reply).format(**values)
 
 
 def reply_schema(list_field: str) -> dict[str, Any]:
@@ -103,8 +111,9 @@ class Task(Protocol[T]):
     schema: dict[str, Any]
     list_field: str
 
-    def system(self) -> str:
-        """The rendered prompt (fixed text: no transcript data in it)."""
+    def system(self, ordered: bool = False) -> str:
+        """The rendered prompt (fixed text: no transcript data in it); ``ordered``: asking
+        for the reply as a list of strings in the batch's order."""
 
     def user(self, batch: Sequence[T], context: Sequence[T]) -> str:
         """The user message: the batch and its context lines as JSON data."""
@@ -125,6 +134,16 @@ class Task(Protocol[T]):
 # --------------------------------------------------------------------------- replies
 
 
+def ordered_schema(list_field: str, n: int) -> dict[str, Any]:
+    """The JSON schema of ``{list_field: ["<text>", ...]}`` with exactly ``n`` strings."""
+    return {
+        "type": "object",
+        "properties": {list_field: {"type": "array", "items": {"type": "string"},
+                                    "minItems": n, "maxItems": n}},
+        "required": [list_field], "additionalProperties": False,
+    }
+
+
 class BadReply(ValueError):
     """The model's reply is not the JSON the schema and the batch ask for."""
 
@@ -140,6 +159,24 @@ def _reply_model(list_field: str) -> type[BaseModel]:
     return create_model(f"Reply_{list_field}",
                         __config__=ConfigDict(extra="forbid", strict=True),
                         **{list_field: (list[_ReplyItem], ...)})
+
+
+def parse_ordered_reply(text: str, ids: Sequence[int], list_field: str) -> dict[int, str]:
+    """An ordered reply's texts by the batch's ids; BadReply unless it is exactly one
+    non-empty string per id."""
+    try:
+        reply = json.loads(text)
+    except ValueError as error:
+        raise BadReply("reply is not JSON") from error
+    texts = reply.get(list_field) if isinstance(reply, dict) else None
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise BadReply(f"reply is not the expected JSON (a list of strings at {list_field})")
+    if len(texts) != len(ids):
+        raise BadReply(f"reply has {len(texts)} texts for the batch's {len(ids)} segments")
+    cleaned = {i: " ".join(t.split()) for i, t in zip(ids, texts, strict=True)}
+    if any(not t for t in cleaned.values()):
+        raise BadReply("reply has an empty text")
+    return cleaned
 
 
 def parse_reply(text: str, ids: Sequence[int], list_field: str) -> dict[int, str]:
@@ -354,6 +391,7 @@ class _Run(Generic[T]):
         self.content = {item.id: json.dumps(task.cache_content(item), ensure_ascii=False,
                                             sort_keys=True) for item in self.items}
         self.system = task.system()
+        self.system_ordered = task.system(ordered=True)
         self.seconds = 0.0  # spent waiting for providers' replies
         self.out = Outcome({item.id: task.original(item) for item in self.items},
                            {item.id: "kept" for item in self.items})
@@ -442,10 +480,14 @@ class _Run(Generic[T]):
                 if self._over_budget(price, user):
                     self.out.budget_stopped = True
                     return
+                ordered = bool(getattr(provider, "ordered_replies", False))
+                system = self.system_ordered if ordered else self.system
+                schema = (ordered_schema(self.task.list_field, len(batch)) if ordered
+                          else self.task.schema)
                 asked = time.monotonic()
                 try:
-                    reply = provider.complete(self.system, user, max_tokens=self.engine.max_tokens,
-                                              schema=self.task.schema, items=len(batch))
+                    reply = provider.complete(system, user, max_tokens=self.engine.max_tokens,
+                                              schema=schema, items=len(batch))
                 except ServiceError as error:
                     self.out.errors.append(str(error))
                     break  # this provider is failing: the next one, if any
@@ -453,9 +495,10 @@ class _Run(Generic[T]):
                     self.seconds += time.monotonic() - asked
                 self._account(reply)
                 try:
-                    texts = parse_reply(reply.text, ids, self.task.list_field)
+                    parse = parse_ordered_reply if ordered else parse_reply
+                    texts = parse(reply.text, ids, self.task.list_field)
                     check_answers(texts, {item.id: self.task.basis(item) for item in batch},
-                                  self.system)
+                                  system)
                 except BadReply as error:
                     self.out.errors.append(f"{_label(provider)}: {error}")
                     bad += 1

@@ -62,10 +62,12 @@ ENHANCEMENT_PROMPT = Prompt(version=2, template=(
     "split, drop or add segments.\n"
     "A segment's \"max_chars\" is the most characters (spaces and punctuation included) its "
     "text can have and still be read in the time it is on screen: never write more. When a "
-    "fuller wording would not fit, choose a shorter one.\n"
-    'Reply with JSON only: {{"segments": [{{"id": <id>, "text": "<edited translation>"}}]}} '
-    'with every id of "segments" exactly once.'
-))
+    "fuller wording would not fit, choose a shorter one.\n"),
+    reply=('Reply with JSON only: {{"segments": [{{"id": <id>, "text": "<edited translation>"}}]}} '
+           'with every id of "segments" exactly once.'),
+    ordered_reply=('Reply with JSON only: {{"segments": ["<edited translation>", ...]}} with '
+                   'one text per item of "segments", in their order.'),
+)
 
 
 # --------------------------------------------------------------------------- selection
@@ -174,8 +176,8 @@ class EnhanceTask:
     terms: Sequence[dict[str, Any]]  # glossary entries with a "term"
     cultural: Sequence[CulturalTerm]  # of the source language
 
-    def system(self) -> str:
-        return self.prompt.render(source=self.source or "the original language",
+    def system(self, ordered: bool = False) -> str:
+        return self.prompt.render(ordered, source=self.source or "the original language",
                                   target=self.target)
 
     @cached_property

@@ -306,6 +306,9 @@ class LocalProvider:
     """``local:NAME`` through the OpenAI provider at the machine's server for NAME."""
 
     json_mode = "json_object"
+    #: Replies as a list of strings in the batch's order (half the tokens to generate of
+    #: ``[{"id": N, "text": ...}]``, which on a CPU is half the time).
+    ordered_replies = True
 
     def __init__(self, name: str, server: LocalServer, reliability: Reliability, *,
                  read_timeout_s: float, price: Price | None = None) -> None:

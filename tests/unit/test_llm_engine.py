@@ -238,3 +238,45 @@ def test_translation_gets_split_fallback_and_cache_through_the_real_sdks(tmp_pat
         # Only segment 2 is asked for again (primary down again, fallback rejects it again).
         assert {len(json.loads(json.loads(r["body"])["messages"][-1]["content"])["segments"])
                 for r in claude.requests[sent:]} == {1}
+
+
+class Ordered(Scripted):
+    """A provider that answers as a local model does: ``{field: ["text", ...]}`` in order."""
+
+    ordered_replies = True
+
+    def complete(self, system, user, *, max_tokens=1024, schema=None, items=None):
+        self.systems = [*getattr(self, "systems", []), system]
+        self.schemas = [*getattr(self, "schemas", []), schema]
+        return super().complete(system, user, max_tokens=max_tokens, schema=schema, items=items)
+
+
+def test_an_ordered_provider_gets_the_list_form_and_a_wrong_count_is_split() -> None:
+    def answer(data: dict) -> object:
+        texts = [f"EN[{s['text']}]" for s in data["segments"]]
+        if len(texts) > 1 and any(s["text"] == "line 3" for s in data["segments"]):
+            texts = texts[:-1]  # merged two lines: one text short
+        return {"translations": texts}
+
+    provider = Ordered(answer)
+    done = translate.run([(provider, PRICE)], segs(6), source="fr", target="en", batch_size=3)
+    assert "in their order" in provider.systems[0] and '"id"' not in provider.systems[0]
+    assert provider.schemas[0]["properties"]["translations"]["maxItems"] == 3
+    # The short batch was asked again, then split down to single lines, which answer right.
+    assert [s.text for s in done.segments] == [f"EN[line {i}]" for i in range(6)]
+    assert done.failed_ids == [] and "2 texts for the batch's 3" in " ".join(done.errors)
+
+
+def test_a_time_budget_stops_before_a_request_that_would_pass_it() -> None:
+    import time as _time
+
+    def slow(data: dict) -> object:
+        _time.sleep(0.2)
+        return translations()(data)
+
+    budget = Budget(title_limit=100.0, day_limit=100.0, seconds_limit=0.5)
+    done = translate.run([(Scripted(slow), PRICE)], segs(10), source="fr", target="en",
+                         batch_size=1, budget=budget)
+    # 0.2 s a request: after two (0.4 s) a third would pass 0.5 s on average.
+    assert done.budget_stopped and done.requests == 2
+    assert done.count("budget") == 8

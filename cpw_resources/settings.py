@@ -159,10 +159,12 @@ class Settings(BaseSettings):
         "it the step fails naming the run and pid that hold the slots.",
     )
 
-    translation_backend: Literal["whisper", "llm"] = Field(
-        "whisper", description="whisper = Whisper's translate task (offline, into English); "
-        "llm = the LLM provider below, any target language, falling back to the original "
-        "text when the provider fails."
+    translation_backend: Literal["auto", "whisper", "llm"] = Field(
+        "auto", description="auto = chosen by evidence: the local model (the `local` extra; "
+        "no key, no network) where it measured better than Whisper's translate task, and for "
+        "every language but English, else Whisper's translate task; whisper = Whisper's "
+        "translate task (offline, into English); llm = the LLM provider below, any target "
+        "language, falling back to the original text when the provider fails."
     )
     translation_llm: str = Field(
         "openai:gpt-4o-mini", description="LLM of the llm translation backend as "

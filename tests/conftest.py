@@ -35,6 +35,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if var.startswith("CPW_") or var == "DAGSTER_HOME":
             monkeypatch.delenv(var)
     monkeypatch.setenv("CPW_CONFIG", str(tmp_path / "absent-cpw.yaml"))
+    # The default route (auto) translates with the local model where it is installed; the
+    # suite pins Whisper's translate task so each test's timing and text stay its own. The
+    # auto route is tested in tests/integration/test_local_llm.py.
+    monkeypatch.setenv("CPW_TRANSLATION_BACKEND", "whisper")
 
 
 @pytest.fixture

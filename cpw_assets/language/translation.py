@@ -1,7 +1,9 @@
 """``translation``: one target-language segment per transcript segment (same ids and times).
 
-Embedded backend: Whisper's translate task on each segment's audio (any language → English).
-Speech already in the target language, or no speech at all, passes through with the reason.
+Routes (:func:`cpw_resources.language.targets.route`): Whisper's translate task over the film
+(any language → English), or an LLM on the transcript's segments (any language → any), the
+local model by default where it measured better (``CPW_TRANSLATION_BACKEND=auto``). Speech
+already in the target language, or no speech at all, passes through with the reason.
 """
 
 
@@ -25,7 +27,7 @@ from cpw_assets.stage import Stage, stage
 from cpw_resources.atomic import write_json
 from cpw_resources.errors import ConfigError
 from cpw_resources.language.glossary import prompt_names
-from cpw_resources.language.targets import unavailable
+from cpw_resources.language.targets import Route, route, unavailable
 from cpw_resources.llm import translate as llm_translate
 from cpw_resources.llm.engine import ReplyCache
 from cpw_resources.llm.providers import ProviderSpec
@@ -75,7 +77,6 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
                                  vad_filter=spoken["vad_filter"],
                                  vad_threshold=spoken.get("vad_threshold", 0.5),
                                  temperature_fallback=spoken.get("temperature_fallback", True))
-        prompt = llm_translate.TRANSLATION_PROMPT.version if config.backend == "llm" else None
         results, hits = {}, []
         for language in languages:
             refused = unavailable(document.get("language"), language, config.backend)
@@ -86,13 +87,17 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
                 context.log.warning(f"translation: {refused}")
                 results[language] = {"refused": refused}
                 continue
+            way = route(config.backend, config.llm, document.get("language"), language)
+            prompt = llm_translate.TRANSLATION_PROMPT.version if way.backend == "llm" else None
             result = st.reuse(config, language=language, asr=asdict(asr) | {"cpu_threads": None},
-                              llm_prompt=prompt, whisper_translation=TRANSLATION)
+                              llm_prompt=prompt, whisper_translation=TRANSLATION,
+                              route=[way.backend, way.llm])
             hits.append(result is not None)
             if result is None:
                 output = st.output(st.files.path(f"translation.{language}.json"))
-                result = _translate(st, config, document, asr, whisper, llm, reliability,
-                                    language, output)
+                context.log.info(f"translation into {language}: {way.reason}")
+                result = _translate(st, config, way, document, asr, whisper, llm, reliability,
+                                    language, output) | {"route": way.reason}
                 if not result.get("degraded_segments"):  # a degraded one is retried next run
                     st.save(result, [output])
             results[language] = result
@@ -105,8 +110,9 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
     first = next((r for r in results.values() if "refused" not in r), {})
     chosen = Candidate(asr.model, asr.beam_size, asr.vad_threshold, asr.temperature_fallback)
     summary = {lang: ({"refused": r["refused"]} if "refused" in r else
-                      {k: r.get(k) for k in ("backend", "segments", "passthrough_reason",
-                                             "degraded_segments") if r.get(k) is not None})
+                      {k: r.get(k) for k in ("backend", "route", "segments",
+                                             "passthrough_reason", "degraded_segments")
+                       if r.get(k) is not None})
                for lang, r in results.items()}
     return MaterializeResult(
         metadata=st.metadata({**first, "languages": ",".join(languages),
@@ -125,9 +131,9 @@ def translation(context: AssetExecutionContext, config: TranslationConfig,
     )
 
 
-def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrConfig,
-               whisper: WhisperResource, llm: LlmResource, reliability: ReliabilityResource,
-               target: str, output: Path) -> dict:
+def _translate(st: Stage, config: TranslationConfig, way: Route, document: dict,
+               asr: AsrConfig, whisper: WhisperResource, llm: LlmResource,
+               reliability: ReliabilityResource, target: str, output: Path) -> dict:
     segments = st.files.transcript_segments()
     source = document["language"]
     if not segments:
@@ -135,9 +141,9 @@ def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrCon
     if source == target:
         return _write(st, output, source, target, "passthrough",
                       f"source already in target language {target!r}", segments)
-    if config.backend == "llm":
-        return _llm_translate(st, config, output, source, segments, llm, reliability,
-                              target)
+    if way.backend == "llm":
+        return _llm_translate(st, config, way.llm or config.llm, output, source, segments,
+                              llm, reliability, target)
     terms = st.files.glossary()
     with st.asr_slot(whisper):
         model = whisper.load(asr)
@@ -159,16 +165,17 @@ def _translate(st: Stage, config: TranslationConfig, document: dict, asr: AsrCon
                   translated)
 
 
-def _llm_translate(st: Stage, config: TranslationConfig, output: Path, source: str,
-                   segments: list, llm: LlmResource, reliability: ReliabilityResource,
-                   target: str) -> dict:
+def _llm_translate(st: Stage, config: TranslationConfig, model: str, output: Path,
+                   source: str, segments: list, llm: LlmResource,
+                   reliability: ReliabilityResource, target: str) -> dict:
     calls = reliability.for_call(run_id=st.context.run_id, title=st.key, asset=st.name,
                                  secrets=llm.secrets)
-    spec = ProviderSpec.parse(config.llm, "CPW_TRANSLATION_LLM")
-    provider = llm.provider(spec, calls, setting="CPW_TRANSLATION_LLM")
+    spec = ProviderSpec.parse(model, "CPW_TRANSLATION_LLM")
+    provider = llm.provider(spec, calls, setting="CPW_TRANSLATION_LLM",
+                            log=st.context.log.info)
     names = [t["term"] for t in st.files.glossary().get("terms", ())]
     st.context.log.info(f"translating {len(segments)} segments {source} → {target} with "
-                        f"{config.llm}")
+                        f"{model}")
     done = llm_translate.run(
         [(provider, llm.pricing.price(spec.provider, spec.model))], segments, source=source,
         target=target, glossary_terms=names, batch_size=config.llm_batch_size,
@@ -182,7 +189,7 @@ def _llm_translate(st: Stage, config: TranslationConfig, output: Path, source: s
         }])
         st.context.log.warning(f"{len(done.failed_ids)} of {len(segments)} segments kept in "
                                f"{source}: {done.errors[-1] if done.errors else ''}")
-    result = _write(st, output, source, target, f"llm:{config.llm}", None, done.segments,
+    result = _write(st, output, source, target, f"llm:{model}", None, done.segments,
                     failed_ids=done.failed_ids)
     return result | {"degraded_segments": len(done.failed_ids), "llm_requests": done.requests,
                      "input_tokens": done.input_tokens, "output_tokens": done.output_tokens,

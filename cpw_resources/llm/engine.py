@@ -67,18 +67,19 @@ class Prompt:
     reply's form, and its version. The version is part of every cache key (and of the assets'
     reuse keys), so a changed prompt never gets the old prompt's replies.
 
-    ``reply`` asks for ``{field: [{"id": N, "text": "..."}]}``; ``ordered_reply`` for
-    ``{field: ["...", ...]}``, one string per item in order, which a provider with
-    ``ordered_replies`` gets (a local model: half the tokens to write, and its server holds the
-    list to exactly the batch's length)."""
+    ``reply`` asks for ``{field: [{"id": N, "text": "..."}]}``; ``keyed_reply`` for
+    ``{field: {"N": "...", ...}}``, which a provider with ``keyed_replies`` gets: a local model
+    writes 40 % fewer tokens (on a CPU, 40 % less time), and its server holds the keys to
+    exactly the batch's ids, in order, so each text is written right after its id. (A plain
+    list in order was tried: as fast, but the 1.5B model merged lines and shifted the rest.)"""
 
     version: int
     template: str
     reply: str = ""
-    ordered_reply: str = ""
+    keyed_reply: str = ""
 
-    def render(self, ordered: bool = False, **values: str) -> str:
-        reply = self.ordered_reply if ordered and self.ordered_reply else self.reply
+    def render(self, keyed: bool = False, **values: str) -> str:
+        reply = self.keyed_reply if keyed and self.keyed_reply else self.reply
         return (self.template + reply).format(**values)
 
 
@@ -111,9 +112,9 @@ class Task(Protocol[T]):
     schema: dict[str, Any]
     list_field: str
 
-    def system(self, ordered: bool = False) -> str:
-        """The rendered prompt (fixed text: no transcript data in it); ``ordered``: asking
-        for the reply as a list of strings in the batch's order."""
+    def system(self, keyed: bool = False) -> str:
+        """The rendered prompt (fixed text: no transcript data in it); ``keyed``: asking for
+        the reply as an object of texts keyed by id."""
 
     def user(self, batch: Sequence[T], context: Sequence[T]) -> str:
         """The user message: the batch and its context lines as JSON data."""
@@ -134,12 +135,15 @@ class Task(Protocol[T]):
 # --------------------------------------------------------------------------- replies
 
 
-def ordered_schema(list_field: str, n: int) -> dict[str, Any]:
-    """The JSON schema of ``{list_field: ["<text>", ...]}`` with exactly ``n`` strings."""
+def keyed_schema(list_field: str, ids: Sequence[int]) -> dict[str, Any]:
+    """The JSON schema of ``{list_field: {"<id>": "<text>", ...}}`` with exactly the batch's
+    ids as keys, in order."""
+    keys = [str(i) for i in ids]
     return {
         "type": "object",
-        "properties": {list_field: {"type": "array", "items": {"type": "string"},
-                                    "minItems": n, "maxItems": n}},
+        "properties": {list_field: {
+            "type": "object", "properties": {k: {"type": "string"} for k in keys},
+            "required": keys, "additionalProperties": False}},
         "required": [list_field], "additionalProperties": False,
     }
 
@@ -161,19 +165,19 @@ def _reply_model(list_field: str) -> type[BaseModel]:
                         **{list_field: (list[_ReplyItem], ...)})
 
 
-def parse_ordered_reply(text: str, ids: Sequence[int], list_field: str) -> dict[int, str]:
-    """An ordered reply's texts by the batch's ids; BadReply unless it is exactly one
-    non-empty string per id."""
+def parse_keyed_reply(text: str, ids: Sequence[int], list_field: str) -> dict[int, str]:
+    """A keyed reply's texts by id; BadReply unless it has exactly the batch's ids as keys,
+    each with a non-empty string."""
     try:
         reply = json.loads(text)
     except ValueError as error:
         raise BadReply("reply is not JSON") from error
     texts = reply.get(list_field) if isinstance(reply, dict) else None
-    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-        raise BadReply(f"reply is not the expected JSON (a list of strings at {list_field})")
-    if len(texts) != len(ids):
-        raise BadReply(f"reply has {len(texts)} texts for the batch's {len(ids)} segments")
-    cleaned = {i: " ".join(t.split()) for i, t in zip(ids, texts, strict=True)}
+    if not isinstance(texts, dict) or not all(isinstance(t, str) for t in texts.values()):
+        raise BadReply(f"reply is not the expected JSON (an object of strings at {list_field})")
+    if sorted(texts) != sorted(str(i) for i in ids):
+        raise BadReply(f"reply keys {list(texts)} are not the batch's {list(ids)} exactly once")
+    cleaned = {i: " ".join(texts[str(i)].split()) for i in ids}
     if any(not t for t in cleaned.values()):
         raise BadReply("reply has an empty text")
     return cleaned
@@ -391,7 +395,7 @@ class _Run(Generic[T]):
         self.content = {item.id: json.dumps(task.cache_content(item), ensure_ascii=False,
                                             sort_keys=True) for item in self.items}
         self.system = task.system()
-        self.system_ordered = task.system(ordered=True)
+        self.system_keyed = task.system(keyed=True)
         self.seconds = 0.0  # spent waiting for providers' replies
         self.out = Outcome({item.id: task.original(item) for item in self.items},
                            {item.id: "kept" for item in self.items})
@@ -480,10 +484,9 @@ class _Run(Generic[T]):
                 if self._over_budget(price, user):
                     self.out.budget_stopped = True
                     return
-                ordered = bool(getattr(provider, "ordered_replies", False))
-                system = self.system_ordered if ordered else self.system
-                schema = (ordered_schema(self.task.list_field, len(batch)) if ordered
-                          else self.task.schema)
+                keyed = bool(getattr(provider, "keyed_replies", False))
+                system = self.system_keyed if keyed else self.system
+                schema = keyed_schema(self.task.list_field, ids) if keyed else self.task.schema
                 asked = time.monotonic()
                 try:
                     reply = provider.complete(system, user, max_tokens=self.engine.max_tokens,
@@ -495,7 +498,7 @@ class _Run(Generic[T]):
                     self.seconds += time.monotonic() - asked
                 self._account(reply)
                 try:
-                    parse = parse_ordered_reply if ordered else parse_reply
+                    parse = parse_keyed_reply if keyed else parse_reply
                     texts = parse(reply.text, ids, self.task.list_field)
                     check_answers(texts, {item.id: self.task.basis(item) for item in batch},
                                   system)

@@ -65,8 +65,8 @@ ENHANCEMENT_PROMPT = Prompt(version=2, template=(
     "fuller wording would not fit, choose a shorter one.\n"),
     reply=('Reply with JSON only: {{"segments": [{{"id": <id>, "text": "<edited translation>"}}]}} '
            'with every id of "segments" exactly once.'),
-    ordered_reply=('Reply with JSON only: {{"segments": ["<edited translation>", ...]}} with '
-                   'one text per item of "segments", in their order.'),
+    keyed_reply=('Reply with JSON only: {{"segments": {{"<id>": "<edited translation>", ...}}}} '
+                 'with every id of "segments" as a key exactly once.'),
 )
 
 
@@ -176,8 +176,8 @@ class EnhanceTask:
     terms: Sequence[dict[str, Any]]  # glossary entries with a "term"
     cultural: Sequence[CulturalTerm]  # of the source language
 
-    def system(self, ordered: bool = False) -> str:
-        return self.prompt.render(ordered, source=self.source or "the original language",
+    def system(self, keyed: bool = False) -> str:
+        return self.prompt.render(keyed, source=self.source or "the original language",
                                   target=self.target)
 
     @cached_property

@@ -41,7 +41,7 @@ from typing import Any
 
 from cpw_resources.errors import ConfigError
 from cpw_resources.llm.pricing import Price
-from cpw_resources.services.reliability import Reliability, ServiceError
+from cpw_resources.services.reliability import NETWORK, Reliability, ServiceError
 
 SERVICE = "local-llm"
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
@@ -209,17 +209,22 @@ class LocalServer:
             return None
         return state if isinstance(state, dict) and _alive(int(state.get("pid", 0))) else None
 
-    def ensure(self, name: str) -> str:
+    def ensure(self, name: str, *, check: bool = False) -> str:
         """The base URL (``http://127.0.0.1:PORT/v1``) of ``name``'s server, started if none
-        is running; raises ServiceError (with the log's last lines) when it cannot start."""
+        is running (``check``: or if the running one does not answer, as after a refused
+        connection); raises ServiceError (with the log's last lines) when it cannot start."""
         state = self.running(name)
-        if state is not None:
+        if state is not None and not check:
             return f"http://127.0.0.1:{state['port']}/v1"
         state_file, lock, log_file = self._files(name)
         with _locked(lock):
             state = self.running(name)  # another run may have started it while we waited
             if state is not None and self._healthy(state["port"], name):
                 return f"http://127.0.0.1:{state['port']}/v1"
+            if state is not None:  # alive but not answering (stopping, hung): replace it
+                self.log(f"local:{name}: server pid {state['pid']} does not answer; "
+                         "starting another")
+                self.stop(name)
             return self._start(name, state_file, log_file)
 
     def check_installed(self, name: str) -> None:
@@ -274,18 +279,21 @@ class LocalServer:
                            f"local:{name} server {why}; last lines of {log_file}: {tail}")
 
     def stop(self, name: str) -> bool:
-        """Stop ``name``'s server now (it also stops by itself when idle)."""
+        """Stop ``name``'s server now (it also stops by itself when idle): SIGTERM, then
+        SIGKILL after 5 s (a request in progress would otherwise run to its end)."""
         state = self.running(name)
         if state is None:
             return False
         import signal
 
-        os.kill(int(state["pid"]), signal.SIGTERM)
-        for _ in range(50):
-            if not _alive(int(state["pid"])):
-                break
-            time.sleep(0.1)
+        pid = int(state["pid"])
         self._files(name)[0].unlink(missing_ok=True)
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not _alive(pid):
+                return True
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
         return True
 
     def _event(self, name: str, action: str, **fields: Any) -> None:
@@ -306,9 +314,9 @@ class LocalProvider:
     """``local:NAME`` through the OpenAI provider at the machine's server for NAME."""
 
     json_mode = "json_object"
-    #: Replies as a list of strings in the batch's order (half the tokens to generate of
-    #: ``[{"id": N, "text": ...}]``, which on a CPU is half the time).
-    ordered_replies = True
+    #: Replies as ``{"<id>": "<text>"}`` (40 % fewer tokens to generate than
+    #: ``[{"id": N, "text": ...}]``, which on a CPU is 40 % less time).
+    keyed_replies = True
 
     def __init__(self, name: str, server: LocalServer, reliability: Reliability, *,
                  read_timeout_s: float, price: Price | None = None) -> None:
@@ -322,8 +330,8 @@ class LocalProvider:
         self._openai = OpenAIProvider
         server.check_installed(name)
 
-    def _provider(self) -> Any:
-        url = self.server.ensure(self.model)
+    def _provider(self, check: bool = False) -> Any:
+        url = self.server.ensure(self.model, check=check)
         if self._client is None or url != self._url:
             self._client = self._openai(
                 self.model, self.reliability, service=SERVICE, base_url=url, api_key="local",
@@ -345,5 +353,13 @@ class LocalProvider:
 
             return self.reliability.call(SERVICE, "chat", fail,
                                          context={"model": self.model, "segments": items})
-        return provider.complete(system, user, max_tokens=max_tokens, schema=schema,
-                                 items=items)
+        try:
+            return provider.complete(system, user, max_tokens=max_tokens, schema=schema,
+                                     items=items)
+        except ServiceError as error:
+            if error.kind != NETWORK:
+                raise
+        # Refused connections: the server stopped (idle, killed) since it was found; start
+        # one (or find the one another run started) and ask once more.
+        return self._provider(check=True).complete(system, user, max_tokens=max_tokens,
+                                                   schema=schema, items=items)

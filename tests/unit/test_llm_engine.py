@@ -240,10 +240,10 @@ def test_translation_gets_split_fallback_and_cache_through_the_real_sdks(tmp_pat
                 for r in claude.requests[sent:]} == {1}
 
 
-class Ordered(Scripted):
-    """A provider that answers as a local model does: ``{field: ["text", ...]}`` in order."""
+class Keyed(Scripted):
+    """A provider that answers as the local model does: ``{field: {"<id>": "text"}}``."""
 
-    ordered_replies = True
+    keyed_replies = True
 
     def complete(self, system, user, *, max_tokens=1024, schema=None, items=None):
         self.systems = [*getattr(self, "systems", []), system]
@@ -251,20 +251,21 @@ class Ordered(Scripted):
         return super().complete(system, user, max_tokens=max_tokens, schema=schema, items=items)
 
 
-def test_an_ordered_provider_gets_the_list_form_and_a_wrong_count_is_split() -> None:
+def test_a_keyed_provider_gets_the_keyed_form_and_a_missing_key_is_split() -> None:
     def answer(data: dict) -> object:
-        texts = [f"EN[{s['text']}]" for s in data["segments"]]
-        if len(texts) > 1 and any(s["text"] == "line 3" for s in data["segments"]):
-            texts = texts[:-1]  # merged two lines: one text short
+        texts = {str(s["id"]): f"EN[{s['text']}]" for s in data["segments"]}
+        if len(texts) > 1 and "3" in texts:
+            del texts["3"]  # merged two lines: one key short
         return {"translations": texts}
 
-    provider = Ordered(answer)
+    provider = Keyed(answer)
     done = translate.run([(provider, PRICE)], segs(6), source="fr", target="en", batch_size=3)
-    assert "in their order" in provider.systems[0] and '"id"' not in provider.systems[0]
-    assert provider.schemas[0]["properties"]["translations"]["maxItems"] == 3
+    assert '{"<id>": "<translation>"' in provider.systems[0]
+    keys = provider.schemas[0]["properties"]["translations"]
+    assert keys["required"] == ["0", "1", "2"] and keys["additionalProperties"] is False
     # The short batch was asked again, then split down to single lines, which answer right.
     assert [s.text for s in done.segments] == [f"EN[line {i}]" for i in range(6)]
-    assert done.failed_ids == [] and "2 texts for the batch's 3" in " ".join(done.errors)
+    assert done.failed_ids == [] and "are not the batch's [3, 4, 5]" in " ".join(done.errors)
 
 
 def test_a_time_budget_stops_before_a_request_that_would_pass_it() -> None:

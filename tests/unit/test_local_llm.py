@@ -108,3 +108,31 @@ def test_answers_that_small_models_invent_are_refused(answer, source, why):
 def test_ordinary_answers_pass(answer, source):
     instructions = TRANSLATION_PROMPT.render(source="fr", target="en")
     assert implausible(answer, [source], instructions) is None
+
+
+def test_auto_chooses_the_route_by_evidence(monkeypatch):
+    from cpw_resources.language import targets
+
+    targets.local_installed.cache_clear()
+    if not targets.local_installed():
+        pytest.skip("the local extra is not installed")
+    measured = dict(targets.LOCAL_BETTER_INTO_EN)
+    assert measured, "no language measured better with the local model"
+    better = next(iter(measured))
+    chosen = targets.route("auto", "openai:gpt-4o-mini", better, "en")
+    assert chosen.backend == "llm" and chosen.llm == "local:qwen2.5-coder-1.5b"
+    assert f"BLEU {measured[better][0]:.1f} vs {measured[better][1]:.1f}" in chosen.reason
+    assert targets.route("auto", "x", "xx", "en").backend == "whisper"  # not measured better
+    assert targets.route("auto", "x", "fr", "de").backend == "llm"  # only an LLM writes de
+    assert targets.route("whisper", "x", better, "en").backend == "whisper"
+    assert targets.route("llm", "openai:gpt-4o-mini", "fr", "en").llm == "openai:gpt-4o-mini"
+    assert targets.unreachable(["de"], "fr", "auto") is None
+    # Without the weights, auto is Whisper's translate task and other languages are refused.
+    gone = PackagedModel("gone", (("cpw_no_such_package_2", "x.bin"),), 1, "0" * 64, "test")
+    monkeypatch.setitem(MODELS, "qwen2.5-coder-1.5b", gone)
+    targets.local_installed.cache_clear()
+    try:
+        assert targets.route("auto", "x", better, "en").backend == "whisper"
+        assert "install the local model" in targets.unreachable(["de"], "fr", "auto")
+    finally:
+        targets.local_installed.cache_clear()

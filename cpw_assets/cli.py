@@ -21,10 +21,11 @@ Dagster run config (the launchpad's YAML, as ``dagster job execute --config`` ta
 setting or flag is one line on stderr and exit 2.
 
 ``DAGSTER_HOME`` defaults to ``$CPW_HOME/dagster`` (see
-:mod:`cpw_resources.orchestration.instance`), so the
-partitions ``cpw register`` adds are the ones ``dagster job execute`` sees when run with the
-same ``DAGSTER_HOME``. Every command but ``store`` also frees the pool slots of runs whose
-process died.
+:mod:`cpw_resources.orchestration.instance`). ``cpw register`` only writes the title registry
+(no Dagster import: it is the cheap first half of a script); the titles it registers become
+partitions of the instance at ``DAGSTER_HOME`` when ``dagster job execute`` (or ``dg``, the
+UI's code server, the inbox sensor) next loads the definitions. ``cpw run``, ``list`` and
+``status`` also free the pool slots of runs whose process died.
 """
 
 from __future__ import annotations
@@ -33,18 +34,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dagster import DagsterInstance, DagsterInvalidConfigError
 from pydantic import ValidationError
 
 from cpw_resources.atomic import require_writable
 from cpw_resources.errors import ConfigError, CpwError
-from cpw_resources.orchestration.instance import ensure_dagster_home, recover_dead_runs
 from cpw_resources.settings import Settings
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 
 def _instance(settings: Settings) -> DagsterInstance:
     """The instance at DAGSTER_HOME, with dead runs marked failed (and recorded)."""
+    from dagster import DagsterInstance
+
+    from cpw_resources.orchestration.home import ensure_dagster_home
+    from cpw_resources.orchestration.instance import recover_dead_runs
     from cpw_resources.store.events import EventStore
 
     ensure_dagster_home(settings)
@@ -57,20 +64,19 @@ def _instance(settings: Settings) -> DagsterInstance:
 
 
 def _register(paths: Sequence[str]) -> list[str]:
-    from cpw_resources.orchestration.partitions import titles
+    """Register ``paths`` in the title registry; their keys. The Dagster partitions follow
+    when the definitions next load (:func:`~cpw_resources.orchestration.partitions.sync_at_load`:
+    ``dagster job execute``, ``dg launch``, the UI's code server) or the inbox sensor ticks,
+    so registering needs no Dagster import of its own (2 s less per script call)."""
+    from cpw_resources.orchestration.home import ensure_dagster_home
     from cpw_resources.store.titles import TitleRegistry
 
     settings = Settings()
     require_writable(settings.home_dir, "CPW_HOME")
+    ensure_dagster_home(settings)  # the instance the next `dagster job execute` opens
     registry = TitleRegistry(settings.titles_dir)
     registered = registry.register_many([Path(p) for p in paths])
-    keys = [registered[Path(p)].key for p in paths]
-    with _instance(settings) as instance:
-        known = set(instance.get_dynamic_partitions(titles.name))
-        new = [k for k in dict.fromkeys(keys) if k not in known]
-        if new:
-            instance.add_dynamic_partitions(titles.name, new)
-    return keys
+    return [registered[Path(p)].key for p in paths]
 
 
 def cmd_register(args: argparse.Namespace) -> int:
@@ -126,12 +132,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings()  # a bad setting or flag stops here, in one line
     _refuse_unreachable_languages(settings)
     run_config = _run_config(args)
+    from dagster import DagsterInvalidConfigError
+
     from cpw_assets.definitions import defs
+    from cpw_resources.orchestration.partitions import sync_titles
+    from cpw_resources.store.titles import TitleRegistry
 
     keys = _register(args.paths)
     job = defs.resolve_job_def("subtitle_job")
     failed = 0
     with _instance(settings) as instance:
+        sync_titles(instance, TitleRegistry(settings.titles_dir))
         for key in dict.fromkeys(keys):
             try:
                 result = job.execute_in_process(

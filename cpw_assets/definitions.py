@@ -19,10 +19,12 @@ from cpw_assets.subtitles import subtitles
 from cpw_resources.orchestration.console import cpw_console
 from cpw_resources.orchestration.instance import refuse_throwaway_instance
 from cpw_resources.orchestration.jobs import context_job, subtitle_job
+from cpw_resources.orchestration.partitions import sync_at_load
 from cpw_resources.orchestration.resources import resources_for
 from cpw_sensors import sensors
 
 refuse_throwaway_instance()
+sync_at_load()
 
 defs = Definitions(
     assets=[media, audio, transcript, glossary, translation, enhanced_translation, subtitles,

@@ -491,12 +491,12 @@ def inbox_sensor(context: SensorEvaluationContext, inbox: InboxResource,
                    tags={"cpw/source": "inbox", "cpw/inbox_path": run.rel[:255]})
         for key, run in tick.runs.items()
     ]
-    partition_requests = []
-    if run_requests:
-        known = set(context.instance.get_dynamic_partitions(title_partitions.name))
-        new_keys = [key for key in tick.runs if key not in known]
-        if new_keys:
-            partition_requests.append(title_partitions.build_add_request(new_keys))
+    # Partitions for this tick's runs, and for titles `cpw register` added since (it writes
+    # only the registry), so the UI lists them without a code reload.
+    known = set(context.instance.get_dynamic_partitions(title_partitions.name))
+    new_keys = [key for key in dict.fromkeys([*tick.runs, *titles.registry.index().titles])
+                if key not in known]
+    partition_requests = ([title_partitions.build_add_request(new_keys)] if new_keys else [])
     return SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=partition_requests,

@@ -27,48 +27,18 @@ from typing import TYPE_CHECKING
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
-from cpw_resources.atomic import process_alive, require_writable
-from cpw_resources.settings import Settings
+from cpw_resources.atomic import process_alive
+from cpw_resources.orchestration.home import HEADER, dagster_yaml, ensure_dagster_home
 
 if TYPE_CHECKING:
     from cpw_resources.store.events import EventStore
 
-HEADER = "# Written by cpw from CPW_* settings; delete this line to keep your own edits.\n"
+__all__ = ["HEADER", "dagster_yaml", "ensure_dagster_home", "recover_dead_runs",
+           "refuse_throwaway_instance"]
+
 IN_PROGRESS = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
 _STEP_EVENTS = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS,
                 DagsterEventType.STEP_FAILURE}
-
-
-def dagster_yaml(settings: Settings) -> str:
-    return HEADER + f"""\
-telemetry:
-  enabled: false
-run_coordinator:
-  module: cpw_resources.orchestration.coordinator
-  class: CpwRunCoordinator
-concurrency:
-  runs:
-    max_concurrent_runs: {settings.max_concurrent_runs}
-  pools:
-    default_limit: 1
-"""
-
-
-def ensure_dagster_home(settings: Settings) -> Path:
-    """Point DAGSTER_HOME at ``$CPW_HOME/dagster`` unless set; keep its dagster.yaml current.
-
-    A CPW_HOME or DAGSTER_HOME that cannot be written is a one-line ``StorageError`` naming
-    the folder and the setting, not Dagster's SQLite traceback."""
-    home = settings.dagster_home
-    os.environ["DAGSTER_HOME"] = str(home)
-    require_writable(settings.home_dir, "CPW_HOME")
-    require_writable(home, "DAGSTER_HOME")
-    config = home / "dagster.yaml"
-    wanted = dagster_yaml(settings)
-    current = config.read_text() if config.exists() else None
-    if current is None or (current.startswith(HEADER) and current != wanted):
-        config.write_text(wanted)
-    return home
 
 
 #: Dagster commands that run a job against an instance; without DAGSTER_HOME they get a

@@ -49,6 +49,25 @@ def test_register_then_dagster_job_execute(tmp_path, media_dir):
     assert outputs.stdout.split() == [str(srt), str(srt.with_suffix(".vtt"))]
 
 
+def test_register_is_cheap_and_dagster_learns_the_title_when_it_loads(tmp_path, media_dir):
+    """`cpw register` imports no Dagster (the first half of every script call); the title is
+    a partition as soon as Dagster loads the definitions against the instance."""
+    home = tmp_path / "home"
+    media = copy_to(JFK, media_dir)
+    code = ("import sys; from cpw_assets.cli import main; rc = main(['register', sys.argv[1]]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster')); "
+            "sys.exit(rc)")
+    done = _run([sys.executable, "-c", code, str(media)], _env(home))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["jfk", "[]"]
+    env = _env(home, DAGSTER_HOME=str(home / "dagster"))
+    listed = _run([sys.executable, "-c",
+                   "import cpw_assets.definitions; from dagster import DagsterInstance; "
+                   "print(DagsterInstance.get().get_dynamic_partitions('titles'))"], env)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert listed.stdout.strip().splitlines()[-1] == "['jfk']"
+
+
 def test_cpw_run_prints_paths_and_fails_cleanly(tmp_path, media_dir):
     home = tmp_path / "home"
     good = copy_to(JFK, media_dir)

@@ -63,24 +63,15 @@ _SQLITE_MAX_PARAMS = 500
 
 @dataclass(frozen=True)
 class Prompt:
-    """A task's fixed instructions: a system-text template, the sentence that asks for the
-    reply's form, and its version. The version is part of every cache key (and of the assets'
-    reuse keys), so a changed prompt never gets the old prompt's replies.
-
-    ``reply`` asks for ``{field: [{"id": N, "text": "..."}]}``; ``keyed_reply`` for
-    ``{field: {"N": "...", ...}}``, which a provider with ``keyed_replies`` gets: a local model
-    writes 40 % fewer tokens (on a CPU, 40 % less time), and its server holds the keys to
-    exactly the batch's ids, in order, so each text is written right after its id. (A plain
-    list in order was tried: as fast, but the 1.5B model merged lines and shifted the rest.)"""
+    """A task's fixed instructions: a system-text template and its version. The version is
+    part of every cache key (and of the assets' reuse keys), so a changed prompt never gets
+    the old prompt's replies."""
 
     version: int
     template: str
-    reply: str = ""
-    keyed_reply: str = ""
 
-    def render(self, keyed: bool = False, **values: str) -> str:
-        reply = self.keyed_reply if keyed and self.keyed_reply else self.reply
-        return (self.template + reply).format(**values)
+    def render(self, **values: str) -> str:
+        return self.template.format(**values)
 
 
 def reply_schema(list_field: str) -> dict[str, Any]:
@@ -112,9 +103,8 @@ class Task(Protocol[T]):
     schema: dict[str, Any]
     list_field: str
 
-    def system(self, keyed: bool = False) -> str:
-        """The rendered prompt (fixed text: no transcript data in it); ``keyed``: asking for
-        the reply as an object of texts keyed by id."""
+    def system(self) -> str:
+        """The rendered prompt (fixed text: no transcript data in it)."""
 
     def user(self, batch: Sequence[T], context: Sequence[T]) -> str:
         """The user message: the batch and its context lines as JSON data."""
@@ -135,19 +125,6 @@ class Task(Protocol[T]):
 # --------------------------------------------------------------------------- replies
 
 
-def keyed_schema(list_field: str, ids: Sequence[int]) -> dict[str, Any]:
-    """The JSON schema of ``{list_field: {"<id>": "<text>", ...}}`` with exactly the batch's
-    ids as keys, in order."""
-    keys = [str(i) for i in ids]
-    return {
-        "type": "object",
-        "properties": {list_field: {
-            "type": "object", "properties": {k: {"type": "string"} for k in keys},
-            "required": keys, "additionalProperties": False}},
-        "required": [list_field], "additionalProperties": False,
-    }
-
-
 class BadReply(ValueError):
     """The model's reply is not the JSON the schema and the batch ask for."""
 
@@ -163,24 +140,6 @@ def _reply_model(list_field: str) -> type[BaseModel]:
     return create_model(f"Reply_{list_field}",
                         __config__=ConfigDict(extra="forbid", strict=True),
                         **{list_field: (list[_ReplyItem], ...)})
-
-
-def parse_keyed_reply(text: str, ids: Sequence[int], list_field: str) -> dict[int, str]:
-    """A keyed reply's texts by id; BadReply unless it has exactly the batch's ids as keys,
-    each with a non-empty string."""
-    try:
-        reply = json.loads(text)
-    except ValueError as error:
-        raise BadReply("reply is not JSON") from error
-    texts = reply.get(list_field) if isinstance(reply, dict) else None
-    if not isinstance(texts, dict) or not all(isinstance(t, str) for t in texts.values()):
-        raise BadReply(f"reply is not the expected JSON (an object of strings at {list_field})")
-    if sorted(texts) != sorted(str(i) for i in ids):
-        raise BadReply(f"reply keys {list(texts)} are not the batch's {list(ids)} exactly once")
-    cleaned = {i: " ".join(texts[str(i)].split()) for i in ids}
-    if any(not t for t in cleaned.values()):
-        raise BadReply("reply has an empty text")
-    return cleaned
 
 
 def parse_reply(text: str, ids: Sequence[int], list_field: str) -> dict[int, str]:
@@ -395,7 +354,6 @@ class _Run(Generic[T]):
         self.content = {item.id: json.dumps(task.cache_content(item), ensure_ascii=False,
                                             sort_keys=True) for item in self.items}
         self.system = task.system()
-        self.system_keyed = task.system(keyed=True)
         self.seconds = 0.0  # spent waiting for providers' replies
         self.out = Outcome({item.id: task.original(item) for item in self.items},
                            {item.id: "kept" for item in self.items})
@@ -481,16 +439,14 @@ class _Run(Generic[T]):
         for provider, price in self.engine.providers:
             bad = 0
             while bad < 2:
-                if self._over_budget(price, user):
+                if self._over_budget(price, user, self._max_tokens(batch)):
                     self.out.budget_stopped = True
                     return
-                keyed = bool(getattr(provider, "keyed_replies", False))
-                system = self.system_keyed if keyed else self.system
-                schema = keyed_schema(self.task.list_field, ids) if keyed else self.task.schema
                 asked = time.monotonic()
                 try:
-                    reply = provider.complete(system, user, max_tokens=self.engine.max_tokens,
-                                              schema=schema, items=len(batch))
+                    reply = provider.complete(self.system, user,
+                                              max_tokens=self._max_tokens(batch),
+                                              schema=self.task.schema, items=len(batch))
                 except ServiceError as error:
                     self.out.errors.append(str(error))
                     break  # this provider is failing: the next one, if any
@@ -498,10 +454,9 @@ class _Run(Generic[T]):
                     self.seconds += time.monotonic() - asked
                 self._account(reply)
                 try:
-                    parse = parse_keyed_reply if keyed else parse_reply
-                    texts = parse(reply.text, ids, self.task.list_field)
+                    texts = parse_reply(reply.text, ids, self.task.list_field)
                     check_answers(texts, {item.id: self.task.basis(item) for item in batch},
-                                  system)
+                                  self.system)
                 except BadReply as error:
                     self.out.errors.append(f"{_label(provider)}: {error}")
                     bad += 1
@@ -542,7 +497,16 @@ class _Run(Generic[T]):
         if not self.out.budget_stopped:
             self._send(batch[half:], again)
 
-    def _over_budget(self, price: Price | None, user: str) -> bool:
+    def _max_tokens(self, batch: Sequence[T]) -> int:
+        """Room for the reply: every answer up to :data:`MAX_REPLY_GROWTH` times its widest
+        input (about 3 characters a token) plus the JSON around it, at most the engine's
+        ``max_tokens``. A model that loops inside a string stops there instead of writing
+        thousands of tokens (minutes on a CPU) that the checks would refuse anyway."""
+        chars = sum(max(map(len, self.task.basis(item)), default=0) for item in batch)
+        need = 64 + 24 * len(batch) + math.ceil(MAX_REPLY_GROWTH * chars / 3)
+        return min(self.engine.max_tokens, need)
+
+    def _over_budget(self, price: Price | None, user: str, max_tokens: int) -> bool:
         """Whether the request's worst case passes the budget's room (in seconds: the time
         spent on requests so far plus one more of their average length)."""
         budget = self.engine.budget
@@ -552,7 +516,7 @@ class _Run(Generic[T]):
             average = self.seconds / max(1, self.out.requests)
             if self.seconds + average > budget.seconds_limit:
                 return True
-        sent = Sent.of(self.system, user, self.task.schema, self.engine.max_tokens)
+        sent = Sent.of(self.system, user, self.task.schema, max_tokens)
         cost = sent.worst_cost(price) if price is not None else 0.0
         return cost > budget.room() + 1e-12
 

@@ -62,12 +62,10 @@ ENHANCEMENT_PROMPT = Prompt(version=2, template=(
     "split, drop or add segments.\n"
     "A segment's \"max_chars\" is the most characters (spaces and punctuation included) its "
     "text can have and still be read in the time it is on screen: never write more. When a "
-    "fuller wording would not fit, choose a shorter one.\n"),
-    reply=('Reply with JSON only: {{"segments": [{{"id": <id>, "text": "<edited translation>"}}]}} '
-           'with every id of "segments" exactly once.'),
-    keyed_reply=('Reply with JSON only: {{"segments": {{"<id>": "<edited translation>", ...}}}} '
-                 'with every id of "segments" as a key exactly once.'),
-)
+    "fuller wording would not fit, choose a shorter one.\n"
+    'Reply with JSON only: {{"segments": [{{"id": <id>, "text": "<edited translation>"}}]}} '
+    'with every id of "segments" exactly once.'
+))
 
 
 # --------------------------------------------------------------------------- selection
@@ -176,8 +174,8 @@ class EnhanceTask:
     terms: Sequence[dict[str, Any]]  # glossary entries with a "term"
     cultural: Sequence[CulturalTerm]  # of the source language
 
-    def system(self, keyed: bool = False) -> str:
-        return self.prompt.render(keyed, source=self.source or "the original language",
+    def system(self) -> str:
+        return self.prompt.render(source=self.source or "the original language",
                                   target=self.target)
 
     @cached_property

@@ -314,9 +314,6 @@ class LocalProvider:
     """``local:NAME`` through the OpenAI provider at the machine's server for NAME."""
 
     json_mode = "json_object"
-    #: Replies as ``{"<id>": "<text>"}`` (40 % fewer tokens to generate than
-    #: ``[{"id": N, "text": ...}]``, which on a CPU is 40 % less time).
-    keyed_replies = True
 
     def __init__(self, name: str, server: LocalServer, reliability: Reliability, *,
                  read_timeout_s: float, price: Price | None = None) -> None:

@@ -244,8 +244,9 @@ def test_budget_stops_enhancement_and_keeps_the_mt_text(openai_server, rel, tmp_
     lines = _lines(90)
     reasons = _reasons(lines)
     first = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path, batch_size=10,
-                      max_tokens=300).run(lines[:3], _reasons(lines[:3]), TERMS)
-    worst = _sent(_bodies(openai_server)[0], 300).worst_cost(pricey)
+                      max_tokens=300).run(lines[:10], _reasons(lines[:10]), TERMS)
+    body = _bodies(openai_server)[0]  # the reply's room: at most 300, less for short lines
+    worst = _sent(body, body["max_tokens"]).worst_cost(pricey)
     assert first.requests == 1 and first.cost_usd < worst / 2  # a real reply costs far less
     openai_server.program()
     serve(openai_server)
@@ -282,7 +283,8 @@ def test_no_reply_spends_more_than_the_room_it_was_checked_against(openai_server
     lines = _lines(90)
     probe = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path,
                       batch_size=10, max_tokens=300).run(lines[:30], _reasons(lines[:30]), TERMS)
-    worst = _sent(_bodies(openai_server)[0], 300).worst_cost(pricey)
+    first = _bodies(openai_server)[0]  # the reply's room: at most 300, less for short lines
+    worst = _sent(first, first["max_tokens"]).worst_cost(pricey)
     assert probe.cost_usd == pytest.approx(worst)  # the claim was plausible: booked as is
     openai_server.requests.clear()
     budget = Budget(title_limit=2.5 * worst, day_limit=10.0)
@@ -299,8 +301,8 @@ def test_an_ask_again_is_checked_against_the_budget_too(openai_server, rel, tmp_
     """A bad reply is asked again only if the room still holds the worst case."""
     def bad(body):
         fault = openai_reply(body, content="not JSON")
-        fault.body["usage"] = {"prompt_tokens": _sent(body, 300).max_input_tokens,
-                               "completion_tokens": 300}
+        fault.body["usage"] = {"prompt_tokens": _sent(body, body["max_tokens"]).max_input_tokens,
+                               "completion_tokens": body["max_tokens"]}
         return fault
 
     openai_server.chooser = lambda path: bad(json.loads(openai_server.requests[-1]["body"]))
@@ -309,7 +311,8 @@ def test_an_ask_again_is_checked_against_the_budget_too(openai_server, rel, tmp_
     probe = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path,
                       max_tokens=300).run(lines, _reasons(lines), TERMS)
     assert probe.requests == 2  # asked, asked again, rejected: the budget was no obstacle
-    worst = _sent(_bodies(openai_server)[0], 300).worst_cost(pricey)
+    first = _bodies(openai_server)[0]  # the reply's room: at most 300, less for short lines
+    worst = _sent(first, first["max_tokens"]).worst_cost(pricey)
     openai_server.requests.clear()
     budget = Budget(title_limit=1.5 * worst, day_limit=10.0)
     out = _enhancer([(_openai(openai_server, rel, pricey), pricey)], tmp_path / "b", budget,

@@ -160,8 +160,9 @@ def test_budget_stops_before_the_request_that_would_pass_it() -> None:
     # Each request is checked at its worst case (all it sends, all of max_tokens) and books
     # 100 + 10 tokens: room for the worst case plus 1.5 bookings lets exactly two through.
     task = TranslateTask("hi", "en", [])
+    room = 64 + 2 * 24 + 6  # two answers of at most 3 x 6 characters, and the JSON
     worst = Sent.of(task.system(), task.user(segs(10)[:2], []), TranslateTask.schema,
-                    4096).worst_cost(pricey)
+                    room).worst_cost(pricey)
     budget = Budget(title_limit=worst + 1.5 * per_request, day_limit=100.0)
     done = translate.run([(provider, pricey)], segs(10), source="hi", target="en",
                          batch_size=2, budget=budget)
@@ -240,34 +241,6 @@ def test_translation_gets_split_fallback_and_cache_through_the_real_sdks(tmp_pat
                 for r in claude.requests[sent:]} == {1}
 
 
-class Keyed(Scripted):
-    """A provider that answers as the local model does: ``{field: {"<id>": "text"}}``."""
-
-    keyed_replies = True
-
-    def complete(self, system, user, *, max_tokens=1024, schema=None, items=None):
-        self.systems = [*getattr(self, "systems", []), system]
-        self.schemas = [*getattr(self, "schemas", []), schema]
-        return super().complete(system, user, max_tokens=max_tokens, schema=schema, items=items)
-
-
-def test_a_keyed_provider_gets_the_keyed_form_and_a_missing_key_is_split() -> None:
-    def answer(data: dict) -> object:
-        texts = {str(s["id"]): f"EN[{s['text']}]" for s in data["segments"]}
-        if len(texts) > 1 and "3" in texts:
-            del texts["3"]  # merged two lines: one key short
-        return {"translations": texts}
-
-    provider = Keyed(answer)
-    done = translate.run([(provider, PRICE)], segs(6), source="fr", target="en", batch_size=3)
-    assert '{"<id>": "<translation>"' in provider.systems[0]
-    keys = provider.schemas[0]["properties"]["translations"]
-    assert keys["required"] == ["0", "1", "2"] and keys["additionalProperties"] is False
-    # The short batch was asked again, then split down to single lines, which answer right.
-    assert [s.text for s in done.segments] == [f"EN[line {i}]" for i in range(6)]
-    assert done.failed_ids == [] and "are not the batch's [3, 4, 5]" in " ".join(done.errors)
-
-
 def test_a_time_budget_stops_before_a_request_that_would_pass_it() -> None:
     import time as _time
 
@@ -281,3 +254,18 @@ def test_a_time_budget_stops_before_a_request_that_would_pass_it() -> None:
     # 0.2 s a request: after two (0.4 s) a third would pass 0.5 s on average.
     assert done.budget_stopped and done.requests == 2
     assert done.count("budget") == 8
+
+
+def test_a_reply_may_be_only_as_long_as_its_answers_could_plausibly_be() -> None:
+    asked: list[int] = []
+
+    class Recording(Scripted):
+        def complete(self, system, user, *, max_tokens=1024, schema=None, items=None):
+            asked.append(max_tokens)
+            return super().complete(system, user, max_tokens=max_tokens, schema=schema,
+                                    items=items)
+
+    translate.run([(Recording(translations()), PRICE)], segs(4, "a line of twenty ch {}"),
+                  source="fr", target="en", batch_size=2)
+    # Two answers of at most 3 x 21 characters, about 3 a token, plus the JSON around them.
+    assert asked == [64 + 2 * 24 + 42] * 2

@@ -68,14 +68,22 @@ def _register(paths: Sequence[str]) -> list[str]:
     when the definitions next load (:func:`~cpw_resources.orchestration.partitions.sync_at_load`:
     ``dagster job execute``, ``dg launch``, the UI's code server) or the inbox sensor ticks,
     so registering needs no Dagster import of its own (2 s less per script call)."""
-    from cpw_resources.orchestration.home import ensure_dagster_home
+    from cpw_resources.orchestration.home import (
+        ensure_dagster_home,
+        ensure_partitions,
+        instance_ready,
+    )
     from cpw_resources.store.titles import TitleRegistry
 
     settings = Settings()
     require_writable(settings.home_dir, "CPW_HOME")
-    ensure_dagster_home(settings)  # the instance the next `dagster job execute` opens
+    home = ensure_dagster_home(settings)  # the instance the next `dagster job execute` opens
     registry = TitleRegistry(settings.titles_dir)
     registered = registry.register_many([Path(p) for p in paths])
+    if not instance_ready(home):
+        # A new home: create Dagster's storage now, once, so that runs started together
+        # afterwards do not all create it at the same time.
+        ensure_partitions(home, registry)
     return [registered[Path(p)].key for p in paths]
 
 

@@ -4,11 +4,18 @@ configures."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cpw_resources.atomic import require_writable
 from cpw_resources.settings import Settings
+
+if TYPE_CHECKING:
+    from cpw_resources.store.titles import TitleRegistry
 
 HEADER = "# Written by cpw from CPW_* settings; delete this line to keep your own edits.\n"
 
@@ -43,3 +50,33 @@ def ensure_dagster_home(settings: Settings) -> Path:
     if current is None or (current.startswith(HEADER) and current != wanted):
         config.write_text(wanted)
     return home
+
+
+@contextmanager
+def sync_lock(dagster_home: Path) -> Iterator[None]:
+    """One process at a time creates the instance's storage or adds partitions (SQLite and
+    Dagster's schema migration do not take several first writers at once)."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    with open(dagster_home / ".cpw-partitions.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def instance_ready(dagster_home: Path) -> bool:
+    """Whether the instance at ``dagster_home`` has its storage (created by a first open)."""
+    return (dagster_home / "history" / "runs.db").is_file()
+
+
+def ensure_partitions(dagster_home: Path, registry: TitleRegistry) -> None:
+    """Create the instance's storage if this is its first use and sync the partitions, under
+    the lock; the first registration in a new home pays for the Dagster import once."""
+    with sync_lock(dagster_home):
+        from dagster import DagsterInstance
+
+        from cpw_resources.orchestration.partitions import sync_titles
+
+        with DagsterInstance.get() as instance:
+            sync_titles(instance, registry)

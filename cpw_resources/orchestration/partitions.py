@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagster import DynamicPartitionsDefinition
@@ -47,7 +48,9 @@ def sync_at_load() -> None:
         settings = Settings()
         if not settings.titles_dir.is_dir():
             return
-        with DagsterInstance.get() as instance:
+        from cpw_resources.orchestration.home import sync_lock
+
+        with sync_lock(Path(os.environ["DAGSTER_HOME"])), DagsterInstance.get() as instance:
             sync_titles(instance, TitleRegistry(settings.titles_dir))
     except Exception as error:  # noqa: BLE001 - a load must not fail on it; the run will say
         log.warning("cpw: registered titles not synced to Dagster partitions: %s", error)

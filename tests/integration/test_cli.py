@@ -18,7 +18,10 @@ BIN = Path(sys.executable).parent
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CPW_") and k != "DAGSTER_HOME"}
-    return {**env, "CPW_HOME": str(home), "CPW_WHISPER_MODEL": "tiny.en", **extra}
+    # Whisper's translate task, as in the rest of the suite (tests/conftest.py): `auto` would
+    # send French to the local model; tests/integration/test_local_llm.py covers that route.
+    return {**env, "CPW_HOME": str(home), "CPW_WHISPER_MODEL": "tiny.en",
+            "CPW_TRANSLATION_BACKEND": "whisper", **extra}
 
 
 def _run(args: list[str], env: dict[str, str],
@@ -54,6 +57,9 @@ def test_register_is_cheap_and_dagster_learns_the_title_when_it_loads(tmp_path, 
     a partition as soon as Dagster loads the definitions against the instance."""
     home = tmp_path / "home"
     media = copy_to(JFK, media_dir)
+    # `cpw env` (the README's first step) opens the instance once; in a new home the first
+    # registration would create Dagster's storage itself.
+    assert _run([str(BIN / "cpw"), "env"], _env(home)).returncode == 0
     code = ("import sys; from cpw_assets.cli import main; rc = main(['register', sys.argv[1]]); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster')); "
             "sys.exit(rc)")

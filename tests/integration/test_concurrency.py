@@ -38,7 +38,7 @@ def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CPW_") and k != "DAGSTER_HOME"}
     return {**env, "CPW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
-            "CPW_WHISPER_MODEL": "tiny.en"}
+            "CPW_WHISPER_MODEL": "tiny.en", "CPW_TRANSLATION_BACKEND": "whisper"}
 
 
 def _variant(folder: Path, name: str, repeat: int, pad_s: float) -> Path:

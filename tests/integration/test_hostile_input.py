@@ -83,7 +83,8 @@ def _cpw(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("CPW_")
             and k != "DAGSTER_HOME"}
     return subprocess.run([str(BIN / "cpw"), *args], capture_output=True, text=True,
-                          timeout=300, env={**base, "CPW_HOME": str(home), **env})
+                          timeout=300, env={**base, "CPW_HOME": str(home),
+                                            "CPW_TRANSLATION_BACKEND": "whisper", **env})
 
 
 def _one_line(stderr: str) -> str:

@@ -228,7 +228,8 @@ def test_a_language_no_backend_can_make_is_refused_without_failing_the_title(
 
     home = tmp_path / "cli"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CPW_")}
-    env |= {"CPW_HOME": str(home), "CPW_WHISPER_MODEL": "tiny.en"}
+    env |= {"CPW_HOME": str(home), "CPW_WHISPER_MODEL": "tiny.en",
+            "CPW_TRANSLATION_BACKEND": "whisper"}
     done = subprocess.run([str(Path(sys.executable).parent / "cpw"), "run", str(JFK),
                            "--target", "de"], env=env, capture_output=True, text=True,
                           timeout=300)

@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -33,12 +32,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cpw_resources.atomic import file_lock
 from cpw_resources.errors import ConfigError
 from cpw_resources.llm.pricing import Price
 from cpw_resources.services.reliability import NETWORK, Reliability, ServiceError
@@ -96,17 +95,6 @@ MODELS: dict[str, PackagedModel] = {
 }
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _stamp(path: Path) -> str:
     stat = path.stat()
     return f"{stat.st_size} {stat.st_mtime_ns}"
@@ -125,7 +113,7 @@ def weights(name: str, models_dir: Path, *,
             f"{', '.join(MODELS)} (from packages), or put {name}.gguf in {models_dir} "
             "(CPW_LOCAL_LLM_DIR)")
     stamp_file = target.with_name(target.name + ".verified")
-    with _locked(models_dir / f".{name}.lock"):
+    with file_lock(models_dir / f".{name}.lock"):
         if target.is_file() and stamp_file.is_file() and \
                 stamp_file.read_text().split("\n")[0] == f"{model.sha256} {_stamp(target)}":
             return target, model
@@ -217,7 +205,7 @@ class LocalServer:
         if state is not None and not check:
             return f"http://127.0.0.1:{state['port']}/v1"
         state_file, lock, log_file = self._files(name)
-        with _locked(lock):
+        with file_lock(lock):
             state = self.running(name)  # another run may have started it while we waited
             if state is not None and self._healthy(state["port"], name):
                 return f"http://127.0.0.1:{state['port']}/v1"

@@ -4,14 +4,12 @@ configures."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cpw_resources.atomic import require_writable
+from cpw_resources.atomic import file_lock, require_writable
 from cpw_resources.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,17 +50,10 @@ def ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
-@contextmanager
-def sync_lock(dagster_home: Path) -> Iterator[None]:
+def sync_lock(dagster_home: Path) -> AbstractContextManager[None]:
     """One process at a time creates the instance's storage or adds partitions (SQLite and
     Dagster's schema migration do not take several first writers at once)."""
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    with open(dagster_home / ".cpw-partitions.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(dagster_home / ".cpw-partitions.lock")
 
 
 def instance_ready(dagster_home: Path) -> bool:

@@ -28,7 +28,7 @@ demo: setup
 	echo "subtitles:" && $(VENV)/bin/cpw outputs $$key
 
 test: setup
-	@echo "make test: the whole suite (~560 tests: real Whisper models, a real Dagster instance," \
+	@echo "make test: the whole suite (~600 tests: real Whisper models, a real Dagster instance," \
 	     "servers on 127.0.0.1); about 15-18 minutes on 2 cores, one dot per test"
 	$(VENV)/bin/python -m pytest -q
 
